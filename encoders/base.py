@@ -1,0 +1,118 @@
+"""The small interfaces every model adapter implements.
+
+Each modality has one protocol: a batch in, an L2-normalised float32 array (or records) out,
+plus an :class:`EncoderInfo` naming the model, its dimension and version, so a library can
+check it only ever mixes vectors from the same model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+TextRole = Literal["query", "passage"]
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """What produced a vector: enough to refuse mixing vectors of different models."""
+
+    modality: str  # "frames" | "audio" | "text" | "speech"
+    model: str  # e.g. "efficientnet-lite0-imagenet" or a hub id / folder name
+    dim: int  # 0 for encoders that produce no vector (speech recognisers)
+    version: str  # bump when preprocessing or weights change the output
+    device: str = "cpu"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def key(self) -> str:
+        """A stable identity string (device excluded: CPU and GPU vectors are interchangeable)."""
+        return f"{self.modality}:{self.model}:{self.dim}:{self.version}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A label a classifier gave to some content, with its probability."""
+
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What a speech recogniser heard in an audio track."""
+
+    text: str
+    language: str | None  # ISO 639-1 code, None when no speech was found
+    language_probability: float
+    has_speech: bool
+
+
+@runtime_checkable
+class FrameEncoder(Protocol):
+    """Embeds RGB frames or images; optionally names what it sees (visual tags)."""
+
+    info: EncoderInfo
+
+    def encode_frames(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """HxWx3 uint8 RGB arrays of any size -> (N, dim) float32, rows L2-normalised."""
+        ...
+
+    def tag_frames(self, frames: Sequence[np.ndarray], top_k: int = 5) -> list[list[Tag]]:
+        """Top classifier labels per frame; an empty list per frame when the model has none."""
+        ...
+
+
+@runtime_checkable
+class AudioEncoder(Protocol):
+    """Embeds a mono waveform into one sound vector per clip."""
+
+    info: EncoderInfo
+    sample_rate: int
+
+    def encode_audio(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """Mono float32 waveforms at ``sample_rate`` -> (N, dim) float32, rows L2-normalised."""
+        ...
+
+
+@runtime_checkable
+class SpeechRecognizer(Protocol):
+    """Transcribes speech in a mono waveform and detects its language."""
+
+    info: EncoderInfo
+    sample_rate: int
+
+    def transcribe(self, waveform: np.ndarray) -> Transcript: ...
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """Embeds text; ``role`` selects query or passage prompts where the model has them."""
+
+    info: EncoderInfo
+
+    def encode_text(self, texts: Sequence[str], role: TextRole = "passage") -> np.ndarray:
+        """Texts -> (N, dim) float32, rows L2-normalised. Empty strings are allowed."""
+        ...
+
+
+@runtime_checkable
+class CrossModalTextTower(Protocol):
+    """A text tower that maps text into another modality's space (CLIP's or CLAP's text side)."""
+
+    info: EncoderInfo
+    target_modality: str  # "frames" or "audio"
+
+    def encode_text(self, texts: Sequence[str], role: TextRole = "query") -> np.ndarray: ...
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Row-wise L2 normalisation in float32; zero rows stay zero instead of becoming NaN."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)

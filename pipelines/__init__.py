@@ -1,0 +1,1 @@
+"""Pipelines: move media and events through encoders into the mmrec core."""
