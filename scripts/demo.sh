@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The main job on a real sample: set up what is missing, build a mixed media folder from real
+# third-party files (videos, music, speech, sound effects, images, bad files), encode it into a
+# library with the bundled offline models (CPU or GPU automatically), then query it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+SAMPLE=${MMREC_SAMPLE:-$HOME/.cache/mmrec/sample}
+export MMREC_LIBRARY=${MMREC_LIBRARY:-$PWD/mmrec-library}
+[ -f "$SAMPLE/manifest.jsonl" ] || python scripts/make_sample.py "$SAMPLE"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "mmrec encode $SAMPLE   (resumable: run it again and unchanged files are skipped)"
+mmrec encode "$SAMPLE" --metadata "$SAMPLE/manifest.jsonl"
+
+step "mmrec info --failures"
+mmrec info --failures
+
+step "mmrec inspect video/bigbuckbunny.mp4"
+mmrec inspect "$SAMPLE/video/bigbuckbunny.mp4"
+
+step 'mmrec search "a fire truck"'
+mmrec search "a fire truck" -k 5
+
+step 'mmrec search "一只狗"   (Chinese query)'
+mmrec search "一只狗" -k 5
+
+step "mmrec similar images/dog.png"
+mmrec similar images/dog.png -k 5
