@@ -1,0 +1,137 @@
+"""Query the fused index: filters, over-fetching, and per-modality score contributions.
+
+A fused vector is a block-wise concatenation (one block per modality), so the inner product
+between a query and an item splits exactly into per-block dot products. Those parts are the
+``contributions`` shown with every result: they say which modality made an item match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from mmrec.store import ItemRecord, LibraryStore
+
+MODALITY_ORDER = ("frames", "audio", "speech", "text", "tags", "vtags")
+
+
+class SearchableIndex(Protocol):
+    def search(
+        self, queries: np.ndarray, k: int, allowed_keys: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Restrict results by media kind, minimum duration (seconds) and a user tag."""
+
+    kind: str | None = None
+    min_duration: float | None = None
+    tag: str | None = None
+
+    def active(self) -> bool:
+        return any(v is not None for v in (self.kind, self.min_duration, self.tag))
+
+    def matches(self, record: ItemRecord) -> bool:
+        if self.kind is not None and record.kind != self.kind:
+            return False
+        if self.min_duration is not None and (record.duration_s or 0.0) < self.min_duration:
+            return False
+        return not (self.tag is not None and self.tag.lower() not in {t.lower() for t in record.tags})
+
+
+@dataclass
+class SearchHit:
+    """One result row, in the JSON shape the CLI and the future HTTP API return."""
+
+    item_id: str
+    path: str | None
+    title: str
+    kind: str
+    score: float
+    contributions: dict[str, float] = field(default_factory=dict)
+    attention: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchResponse:
+    query: dict[str, Any]
+    results: list[SearchHit]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query, "results": [r.to_dict() for r in self.results]}
+
+
+def block_slices(dims: dict[str, int]) -> dict[str, slice]:
+    """Where each modality's block sits inside a fused vector (fusion's fixed modality order)."""
+    slices: dict[str, slice] = {}
+    start = 0
+    for modality in MODALITY_ORDER:
+        if modality in dims:
+            slices[modality] = slice(start, start + dims[modality])
+            start += dims[modality]
+    return slices
+
+
+def contributions(query: np.ndarray, item: np.ndarray, slices: dict[str, slice]) -> dict[str, float]:
+    """Per-modality parts of the inner product; they sum to the score. Zero parts are dropped."""
+    parts = {m: float(np.dot(query[s], item[s])) for m, s in slices.items()}
+    return {m: round(v, 6) for m, v in parts.items() if abs(v) > 1e-9}
+
+
+def allowed_keys(store: LibraryStore, filters: SearchFilters) -> np.ndarray | None:
+    """Keys passing the filters, or None when no filter is set (search everything)."""
+    if not filters.active():
+        return None
+    keys = [r.key for r in store.items(kind=filters.kind) if filters.matches(r) and r.key is not None]
+    return np.asarray(keys, dtype=np.int64)
+
+
+def search_vector(
+    store: LibraryStore,
+    index: SearchableIndex,
+    slices: dict[str, slice],
+    query: np.ndarray,
+    k: int,
+    filters: SearchFilters | None = None,
+    exclude_keys: Sequence[int] = (),
+) -> list[SearchHit]:
+    """Top-k items for one fused query vector, filtered, with contributions and attention weights."""
+    if k <= 0:
+        raise ValueError("k must be a positive number of results")
+    filters = filters or SearchFilters()
+    allowed = allowed_keys(store, filters)
+    if allowed is not None and allowed.size == 0:
+        return []
+    excluded = set(int(x) for x in exclude_keys)
+    scores, keys = index.search(query.reshape(1, -1).astype(np.float32), k + len(excluded), allowed_keys=allowed)
+    pairs = [(float(s), int(key)) for s, key in zip(scores[0], keys[0]) if key >= 0 and int(key) not in excluded]
+    pairs = pairs[:k]
+    if not pairs:
+        return []
+    hit_keys = [key for _, key in pairs]
+    records = store.get_by_keys(hit_keys)
+    fused = store.fused(hit_keys)
+    weights = store.attention(hit_keys)
+    hits: list[SearchHit] = []
+    for (score, _key), record, vec, attention in zip(pairs, records, fused, weights):
+        if record is None:  # removed between the index search and this read
+            continue
+        hits.append(
+            SearchHit(
+                item_id=record.item_id,
+                path=record.path,
+                title=record.title,
+                kind=record.kind,
+                score=round(score, 6),
+                contributions=contributions(query, vec, slices),
+                attention={m: round(float(w), 4) for m, w in attention.items()},
+            )
+        )
+    return hits
