@@ -1,0 +1,267 @@
+"""Find the items of a media folder (and of an optional manifest) without decoding anything.
+
+Discovery must be cheap enough to run on every ``mmrec encode``: it stats files, sniffs a few
+magic bytes and reads sidecars. Content hashes are computed later, and only for files whose
+size or mtime changed (see :mod:`pipelines.plan`). ``probe`` in the decode stage has the final
+word on a file's kind; the sniff only filters out what is plainly not media.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mmrec.errors import InvalidInputError
+
+SIDECAR_SUFFIX = ".json"
+MANIFEST_FIELDS = ("path", "item_id", "title", "description", "tags")
+_CHUNK = 1 << 20  # bytes read at the head, middle and tail for the partial content hash
+
+
+@dataclass
+class ItemMeta:
+    """User-supplied description of an item (sidecar JSON or manifest row)."""
+
+    item_id: str | None = None
+    title: str = ""
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """Short stable fingerprint so an edited sidecar re-encodes its item."""
+        payload = json.dumps(
+            [self.item_id, self.title, self.description, self.tags, self.extra], sort_keys=True, default=str
+        )
+        return hashlib.blake2b(payload.encode("utf-8"), digest_size=8).hexdigest()
+
+
+@dataclass
+class SourceItem:
+    """One thing to encode: a media file (``path`` set) or a text-only manifest row (``path`` None)."""
+
+    item_id: str
+    path: str | None
+    kind: str | None  # sniffed guess: video|audio|image|text; None = not media (see ``reject_reason``)
+    size: int | None = None
+    mtime: float | None = None
+    meta: ItemMeta = field(default_factory=ItemMeta)
+    reject_reason: str | None = None
+
+
+@dataclass
+class Discovery:
+    """What a walk found: every candidate file, plus the manifest's text-only items."""
+
+    root: Path
+    files: list[SourceItem]
+    text_items: list[SourceItem]
+
+
+# --------------------------------------------------------------------------- magic bytes
+
+_AUDIO_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
+
+
+def sniff_kind(head: bytes) -> str | None:
+    """Guess ``video|audio|image`` from a file's first bytes; ``None`` when it is no known container."""
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        return "audio" if head[8:12] in _AUDIO_BRANDS else "video"
+    if head[:4] == b"RIFF" and len(head) >= 12:
+        return {b"WAVE": "audio", b"AVI ": "video", b"WEBP": "image"}.get(head[8:12])
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "audio"
+    if head[:4] in (b"OggS", b"fLaC", b"caff") or head[:3] == b"ID3" or head[:4] == b".snd":
+        return "audio"
+    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and head[:3] != b"\xff\xd8\xff":
+        return "audio"  # MPEG audio frame sync (MP3) or ADTS AAC
+    if head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n" or head[:4] in (b"GIF8",):
+        return "image"
+    if head[:4] in (b"II*\x00", b"MM\x00*") or head[:2] == b"BM":
+        return "image"
+    if head[:4] == b"\x1a\x45\xdf\xa3" or head[:3] == b"FLV" or head[:4] == b"\x00\x00\x01\xba":
+        return "video"  # Matroska/WebM, FLV, MPEG-PS (probe may still say audio-only)
+    if len(head) > 376 and head[0] == 0x47 and head[188] == 0x47 and head[376] == 0x47:
+        return "video"  # MPEG transport stream
+    return None
+
+
+def partial_hash(path: str | Path, size: int | None = None) -> str:
+    """blake2b over size + first, middle and last MiB: detects edits without reading whole videos."""
+    size = os.path.getsize(path) if size is None else size
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(size).encode())
+    with open(path, "rb") as fh:
+        if size <= 3 * _CHUNK:
+            h.update(fh.read())
+        else:
+            for offset in (0, size // 2 - _CHUNK // 2, size - _CHUNK):
+                fh.seek(offset)
+                h.update(fh.read(_CHUNK))
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _split_tags(value: object, where: str) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return [str(t).strip() for t in value if str(t).strip()]
+    if isinstance(value, str):
+        sep = ";" if ";" in value else ","
+        return [t.strip() for t in value.split(sep) if t.strip()]
+    raise InvalidInputError(where, "tags", "must be a list or a ';'/','-separated string")
+
+
+def _meta_from_mapping(data: dict, where: str) -> ItemMeta:
+    """Validate one sidecar/manifest mapping into :class:`ItemMeta`."""
+    for name in ("item_id", "title", "description"):
+        value = data.get(name)
+        if value is not None and not isinstance(value, str | int):
+            raise InvalidInputError(where, name, f"must be a string, got {type(value).__name__}")
+    item_id = data.get("item_id")
+    item_id = str(item_id).strip() if item_id not in (None, "") else None
+    extra = {k: v for k, v in data.items() if k not in MANIFEST_FIELDS and v not in (None, "")}
+    return ItemMeta(
+        item_id=item_id,
+        title=str(data.get("title") or "").strip(),
+        description=str(data.get("description") or "").strip(),
+        tags=_split_tags(data.get("tags"), where),
+        extra=extra,
+    )
+
+
+def read_sidecar(path: Path) -> ItemMeta:
+    """``<file>.json`` next to a media file: item_id, title, description, tags (+ extra fields kept)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(str(path), "(file)", f"sidecar is not readable JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InvalidInputError(str(path), "(file)", "sidecar must hold a JSON object")
+    return _meta_from_mapping(data, str(path))
+
+
+def read_manifest(path: str | Path) -> list[tuple[str | None, ItemMeta]]:
+    """Rows of a CSV or JSONL manifest as (media path or None, metadata); bad rows name file, line, field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(str(path), "(file)", f"cannot read manifest ({exc})") from exc
+    rows: list[tuple[int, dict]] = []
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(f"{path}:{lineno}", "(line)", f"not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise InvalidInputError(f"{path}:{lineno}", "(line)", "each line must be a JSON object")
+            rows.append((lineno, row))
+    elif path.suffix.lower() in (".csv", ".tsv"):
+        reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        if not reader.fieldnames or not ({"path", "item_id"} & set(reader.fieldnames)):
+            raise InvalidInputError(f"{path}:1", "(header)", "must name at least 'path' or 'item_id'")
+        for row in reader:
+            if None in row:
+                raise InvalidInputError(
+                    f"{path}:{reader.line_num}", "(row)", "more cells than header columns"
+                )
+            rows.append((reader.line_num, dict(row)))
+    else:
+        raise InvalidInputError(str(path), "(file)", "manifest must be .csv, .tsv or .jsonl")
+    out: list[tuple[str | None, ItemMeta]] = []
+    for lineno, row in rows:
+        where = f"{path}:{lineno}"
+        media = row.get("path")
+        if media is not None and not isinstance(media, str):
+            raise InvalidInputError(where, "path", "must be a string")
+        meta = _meta_from_mapping(row, where)
+        media = (media or "").strip() or None
+        if media is None and meta.item_id is None:
+            raise InvalidInputError(where, "item_id", "is required for a row without 'path'")
+        if media is None and not (meta.title or meta.description or meta.tags):
+            raise InvalidInputError(where, "title", "a text-only row needs a title, description or tags")
+        out.append((media, meta))
+    return out
+
+
+# --------------------------------------------------------------------------- the walk
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Regular files under ``root``, sorted, skipping hidden files and folders."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+def _is_sidecar(path: Path, names: set[str]) -> bool:
+    return path.suffix == SIDECAR_SUFFIX and path.name[: -len(SIDECAR_SUFFIX)] in names
+
+
+def discover(media_dir: str | Path, manifest: str | Path | None = None) -> Discovery:
+    """Walk ``media_dir`` deterministically and attach sidecar/manifest metadata to each file."""
+    root = Path(media_dir).resolve()
+    if not root.is_dir():
+        raise InvalidInputError(str(media_dir), "MEDIA_DIR", "does not exist or is not a folder")
+    by_path: dict[str, ItemMeta] = {}
+    text_items: list[SourceItem] = []
+    if manifest is not None:
+        for media, meta in read_manifest(manifest):
+            if media is None:
+                text_items.append(SourceItem(item_id=meta.item_id or "", path=None, kind="text", meta=meta))
+            else:
+                p = Path(media)
+                by_path[str((p if p.is_absolute() else root / p).resolve())] = meta
+    paths = list(_walk(root))
+    per_dir: dict[Path, set[str]] = {}
+    for p in paths:
+        per_dir.setdefault(p.parent, set()).add(p.name)
+    files: list[SourceItem] = []
+    for p in paths:
+        if _is_sidecar(p, per_dir[p.parent]):
+            continue
+        files.append(_source_for(p, root, by_path))
+    return Discovery(root=root, files=files, text_items=text_items)
+
+
+def _source_for(path: Path, root: Path, manifest_meta: dict[str, ItemMeta]) -> SourceItem:
+    st = path.stat()
+    abspath = str(path.resolve())
+    meta = manifest_meta.get(abspath)
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    if meta is None and sidecar.exists():
+        meta = read_sidecar(sidecar)
+    meta = meta or ItemMeta()
+    item_id = meta.item_id or path.relative_to(root).as_posix()
+    kind: str | None
+    reason: str | None = None
+    if st.st_size == 0:
+        kind, reason = None, "empty file"
+    else:
+        with open(path, "rb") as fh:
+            kind = sniff_kind(fh.read(512))
+        if kind is None:
+            reason = "not a media file"
+    return SourceItem(
+        item_id=item_id,
+        path=abspath,
+        kind=kind,
+        size=st.st_size,
+        mtime=st.st_mtime,
+        meta=meta,
+        reject_reason=reason,
+    )
