@@ -1,0 +1,634 @@
+"""LibraryStore: the library folder (catalog + vector files + manifest) behind one small API.
+
+Write path: vectors are appended and fsynced first, then one SQLite transaction points the
+catalog at them, so a kill at any moment leaves the old or the new item, never half of one.
+Many threads (and processes) may read while one writer commits; writers are serialised by a
+thread lock plus an ``flock`` on ``.write.lock`` so two encode jobs cannot interleave appends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mmrec.errors import (
+    InvalidInputError,
+    ItemNotFoundError,
+    LibraryError,
+    LibraryNotFoundError,
+    ModelMismatchError,
+)
+from mmrec.store import catalog as cat
+from mmrec.store.manifest import dumps, fsync_dir, read_json, write_json_atomic
+from mmrec.store.records import FUSED, EncodedItem, ItemRecord, as_fused, as_rows, check_record, check_weights
+from mmrec.store.vectors import VectorFile, rewrite_live_rows
+
+CATALOG = "catalog.sqlite"
+MANIFEST = "manifest.json"
+LOCKFILE = ".write.lock"
+_PENDING = "compact_pending:"
+_MODEL_IDENTITY = ("modality", "model", "dim", "version")
+
+
+class LibraryStore:
+    """A library folder; open with :meth:`open`. Safe for many reader threads and one writer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.vectors_dir = path / "vectors"
+        self._conns = cat.Connections(path / CATALOG)
+        self._wlock = threading.Lock()
+        self._lock_fd: int | None = None
+        self._files: dict[str, VectorFile] = {}
+        self._files_lock = threading.Lock()
+
+    # ================================================================== opening
+    @classmethod
+    def open(cls, path: str | Path, create: bool = True) -> LibraryStore:
+        """Open (or create) a library; refuses folders that are not libraries or come from a newer mmrec."""
+        root = Path(path).expanduser().absolute()
+        if not root.exists():
+            if not create:
+                raise LibraryNotFoundError(str(root))
+            root.mkdir(parents=True, exist_ok=True)
+        if not root.is_dir():
+            raise LibraryError(str(root), "is a file, not a library folder")
+        db = root / CATALOG
+        if not db.exists():
+            others = [p.name for p in root.iterdir()]
+            if others:
+                shown = ", ".join(sorted(others)[:5])
+                raise LibraryError(
+                    str(root),
+                    f"not an mmrec library (no {CATALOG}, but it holds other files: {shown}); "
+                    "choose a new or empty folder for --library",
+                )
+            if not create:
+                raise LibraryNotFoundError(str(root))
+        store = cls(root)
+        try:
+            store._setup()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _setup(self) -> None:
+        now = time.time()
+        cat.initialise(self._conns.get(), self.path / CATALOG, now)
+        for sub in ("vectors", "fusion", "index"):
+            (self.path / sub).mkdir(exist_ok=True)
+        self._lock_fd = os.open(self.path / LOCKFILE, os.O_RDWR | os.O_CREAT, 0o644)
+        with self._writing():
+            if not (self.path / MANIFEST).exists():
+                write_json_atomic(
+                    self.path / MANIFEST,
+                    {"schema_version": cat.SCHEMA_VERSION, "models": {}, "created": now, "updated": now},
+                )
+            self._finish_compaction()
+
+    def close(self) -> None:
+        """Close every thread's catalog connection and the lock file."""
+        self._conns.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> LibraryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ================================================================== plumbing
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._conns.get()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """Exclusive writer: thread lock, then a process-wide flock."""
+        if self._lock_fd is None:
+            raise LibraryError(str(self.path), "the library store was closed")
+        with self._wlock:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield self._db
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _transaction(self, conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        """One SQLite transaction: IMMEDIATE for writes, DEFERRED for a consistent multi-statement read."""
+        conn.execute(f"BEGIN {mode}")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _file(self, modality: str) -> VectorFile | None:
+        """The vector file of a modality (it may have been created by another process since we opened)."""
+        vf = self._files.get(modality)
+        if vf is None:
+            found = VectorFile.open(self.vectors_dir, modality)
+            if found is None:
+                return None
+            with self._files_lock:
+                vf = self._files.setdefault(modality, found)
+        return vf
+
+    def _file_for_write(self, modality: str, dim: int, source: str) -> VectorFile:
+        vf = self._file(modality)
+        if vf is None:
+            vf = VectorFile.create(self.vectors_dir, modality, dim)
+            with self._files_lock:
+                self._files[modality] = vf
+        elif vf.dim != dim:
+            raise InvalidInputError(
+                source,
+                f"vectors[{modality}]" if modality != FUSED else "fused",
+                f"dimension {dim} differs from the library's {modality} dimension {vf.dim} "
+                "(another model?); encode into a new --library or re-encode everything",
+            )
+        return vf
+
+    def _modalities(self) -> list[str]:
+        return sorted(p.stem for p in self.vectors_dir.glob("*.json"))
+
+    # ================================================================== manifest
+    def manifest(self) -> dict:
+        """The parsed manifest.json (models, fusion version, index spec, timestamps)."""
+        return read_json(self.path / MANIFEST)
+
+    def update_manifest(self, **fields: object) -> None:
+        """Merge top-level fields into manifest.json and rewrite it atomically."""
+        with self._writing():
+            data = self.manifest()
+            data.update(fields)
+            data["updated"] = time.time()
+            write_json_atomic(self.path / MANIFEST, data)
+
+    def check_models(self, models: dict[str, dict]) -> None:
+        """Record the models on first use; refuse to mix vectors of a different model for a role."""
+        with self._writing():
+            data = self.manifest()
+            known: dict = data.get("models") or {}
+            changed = False
+            for role, info in models.items():
+                if info is None:
+                    continue
+                if not isinstance(info, dict):
+                    raise InvalidInputError("models", role, "must be an EncoderInfo dict")
+                old = known.get(role)
+                if old is None:
+                    known[role] = dict(info)
+                    changed = True
+                    continue
+                if tuple(old.get(k) for k in _MODEL_IDENTITY) != tuple(info.get(k) for k in _MODEL_IDENTITY):
+                    raise ModelMismatchError(role, _describe_model(old), _describe_model(info))
+            if changed:
+                data["models"] = known
+                data["updated"] = time.time()
+                write_json_atomic(self.path / MANIFEST, data)
+
+    # ================================================================== writing
+    def commit_items(self, items: list[EncodedItem], fusion_version: str) -> list[int]:
+        """Store items (replacing earlier versions of the same item_id, whose key is kept); returns keys."""
+        if not items:
+            return []
+        prepared = [_prepare(it) for it in items]
+        dims: dict[str, int] = {}
+        for rec, rows, fused, _ in prepared:
+            for m, arr in [*rows.items(), *([(FUSED, fused)] if fused is not None else [])]:
+                if dims.setdefault(m, arr.shape[1]) != arr.shape[1]:
+                    raise InvalidInputError(
+                        rec.item_id, m, f"dimension {arr.shape[1]} differs from {dims[m]} in the same batch"
+                    )
+        with self._writing() as conn:
+            placed: list[dict[str, tuple[int, int]]] = [{} for _ in prepared]
+            for m, dim in dims.items():
+                vf = self._file_for_write(m, dim, prepared[0][0].item_id)
+                blocks, owners = [], []
+                for i, (_, rows, fused, _) in enumerate(prepared):
+                    arr = fused if m == FUSED else rows.get(m)
+                    if arr is not None:
+                        blocks.append(arr)
+                        owners.append(i)
+                start = vf.append(np.concatenate(blocks) if len(blocks) > 1 else blocks[0])
+                for i, arr in zip(owners, blocks, strict=True):
+                    placed[i][m] = (start, arr.shape[0])
+                    start += arr.shape[0]
+            now = time.time()
+            keys: list[int] = []
+            with self._transaction(conn):
+                seq = int(cat.get_meta(conn, "seq") or 0)
+                for (rec, _, _, weights), slots in zip(prepared, placed, strict=True):
+                    seq += 1
+                    key = _upsert_item(conn, rec, fusion_version, weights, seq, now)
+                    conn.execute("DELETE FROM slots WHERE key=?", (key,))
+                    conn.executemany(
+                        "INSERT INTO slots(key, modality, row_start, n_rows) VALUES (?, ?, ?, ?)",
+                        [(key, m, s, n) for m, (s, n) in slots.items()],
+                    )
+                    if rec.path is not None:
+                        conn.execute("DELETE FROM failures WHERE path=?", (rec.path,))
+                    keys.append(key)
+                cat.set_meta(conn, "seq", str(seq))
+        for item, key in zip(items, keys, strict=True):
+            item.record.key = key
+        return keys
+
+    def set_fused(
+        self, keys: Sequence[int], fused: np.ndarray, weights: list[dict[str, float]], fusion_version: str
+    ) -> None:
+        """Re-fuse without re-encoding: new fused rows, weights and version for existing keys."""
+        keys = [int(k) for k in keys]
+        arr = np.ascontiguousarray(np.asarray(fused, dtype=np.float32))
+        if arr.ndim != 2 or arr.shape[0] != len(keys):
+            raise InvalidInputError("set_fused", "fused", f"expected shape ({len(keys)}, D), got {arr.shape}")
+        if len(weights) != len(keys):
+            raise InvalidInputError("set_fused", "weights", f"expected {len(keys)} dicts, got {len(weights)}")
+        if not np.isfinite(arr).all():
+            raise InvalidInputError("set_fused", "fused", "contains NaN or infinity")
+        clean = [check_weights(f"key {k}", w) for k, w in zip(keys, weights, strict=True)]
+        if not keys:
+            return
+        with self._writing() as conn:
+            existing = self._existing_keys(conn, keys)
+            missing = [k for k in keys if k not in existing]
+            if missing:
+                raise ItemNotFoundError(f"#{missing[0]}")
+            vf = self._file_for_write(FUSED, arr.shape[1], "set_fused")
+            start = vf.append(arr)
+            with self._transaction(conn):
+                seq = int(cat.get_meta(conn, "seq") or 0)
+                now = time.time()
+                for i, (k, w) in enumerate(zip(keys, clean, strict=True)):
+                    seq += 1
+                    conn.execute(
+                        "INSERT INTO slots(key, modality, row_start, n_rows) VALUES (?, ?, ?, 1) "
+                        "ON CONFLICT(modality, key) DO UPDATE SET row_start=excluded.row_start, n_rows=1",
+                        (k, FUSED, start + i),
+                    )
+                    conn.execute(
+                        "UPDATE items SET weights=?, fusion_version=?, seq=?, updated=? WHERE key=?",
+                        (dumps(w), fusion_version, seq, now, k),
+                    )
+                cat.set_meta(conn, "seq", str(seq))
+
+    def record_failure(
+        self, path: str, reason: str, size: int | None, mtime: float | None, content_hash: str | None
+    ) -> None:
+        """Remember a file that could not be encoded (an ok item already stored for it is kept)."""
+        with self._writing() as conn, self._transaction(conn):
+            conn.execute(
+                "INSERT INTO failures(path, reason, size, mtime, content_hash, time) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(path) DO UPDATE SET reason=excluded.reason, size=excluded.size, "
+                "mtime=excluded.mtime, content_hash=excluded.content_hash, time=excluded.time",
+                (str(path), str(reason), size, mtime, content_hash, time.time()),
+            )
+
+    def forget_failures(self, paths: Sequence[str]) -> int:
+        """Drop failure rows (e.g. for files that no longer exist); returns how many went."""
+        with self._writing() as conn, self._transaction(conn):
+            gone = 0
+            for part in cat.chunks(list(range(len(paths)))):
+                sel = [str(paths[i]) for i in part]
+                cur = conn.execute(f"DELETE FROM failures WHERE path IN ({_marks(sel)})", sel)
+                gone += cur.rowcount
+            return gone
+
+    def delete_items(self, item_ids: list[str]) -> list[int]:
+        """Remove items (their rows become garbage); returns the keys that were deleted."""
+        deleted: list[int] = []
+        with self._writing() as conn, self._transaction(conn):
+            seq = int(cat.get_meta(conn, "seq") or 0)
+            for i in range(0, len(item_ids), cat.SQL_CHUNK):
+                ids = [str(x) for x in item_ids[i : i + cat.SQL_CHUNK]]
+                rows = conn.execute(
+                    f"SELECT key, item_id, path FROM items WHERE item_id IN ({_marks(ids)})", ids
+                ).fetchall()
+                for key, item_id, path in rows:
+                    seq += 1
+                    conn.execute("DELETE FROM slots WHERE key=?", (key,))
+                    conn.execute("DELETE FROM items WHERE key=?", (key,))
+                    conn.execute(
+                        "INSERT INTO deletions(key, item_id, seq) VALUES (?, ?, ?)", (key, item_id, seq)
+                    )
+                    if path is not None:
+                        conn.execute("DELETE FROM failures WHERE path=?", (path,))
+                    deleted.append(int(key))
+            cat.set_meta(conn, "seq", str(seq))
+        return deleted
+
+    # ================================================================== reading records
+    def get(self, item_id: str) -> ItemRecord | None:
+        """The record for an item id, or None."""
+        row = self._db.execute(f"SELECT {cat.ITEM_COLUMNS} FROM items WHERE item_id=?", (item_id,)).fetchone()
+        return None if row is None else cat.record_from_row(row)
+
+    def get_by_keys(self, keys: Sequence[int]) -> list[ItemRecord | None]:
+        """Records in the order of ``keys`` (None where a key is unknown)."""
+        found: dict[int, ItemRecord] = {}
+        for part in cat.chunks(keys):
+            for row in self._db.execute(
+                f"SELECT {cat.ITEM_COLUMNS} FROM items WHERE key IN ({_marks(part)})", part
+            ):
+                found[int(row[0])] = cat.record_from_row(row)
+        return [found.get(int(k)) for k in keys]
+
+    def find_by_path(self, path: str) -> ItemRecord | None:
+        """The most recently updated item stored for a media path."""
+        row = self._db.execute(
+            f"SELECT {cat.ITEM_COLUMNS} FROM items WHERE path=? ORDER BY updated DESC, key DESC LIMIT 1",
+            (str(path),),
+        ).fetchone()
+        return None if row is None else cat.record_from_row(row)
+
+    def file_states(self) -> dict[str, tuple[int | None, float | None, str | None, str]]:
+        """path -> (size, mtime, content_hash, status); a recorded failure (newer by design) wins."""
+        conn = self._db
+        with self._transaction(conn, "DEFERRED"):
+            out = {
+                row[0]: (row[1], row[2], row[3], row[4])
+                for row in conn.execute(
+                    "SELECT path, size, mtime, content_hash, status FROM items WHERE path IS NOT NULL ORDER BY updated"
+                )
+            }
+            for row in conn.execute("SELECT path, size, mtime, content_hash FROM failures"):
+                out[row[0]] = (row[1], row[2], row[3], "failed")
+        return out
+
+    def items(self, kind: str | None = None, status: str | None = "ok") -> Iterator[ItemRecord]:
+        """All records in key order, read in pages (no long-lived cursor); ``status=None`` for all."""
+        last = -1
+        where, params = ["key > ?"], []
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = f"SELECT {cat.ITEM_COLUMNS} FROM items WHERE {' AND '.join(where)} ORDER BY key LIMIT 1000"
+        while True:
+            rows = self._db.execute(sql, [last, *params]).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield cat.record_from_row(row)
+            last = int(rows[-1][0])
+
+    def failures(self) -> list[tuple[str, str, float]]:
+        """(path, reason, unix time) for every recorded failure, oldest first."""
+        return [
+            (r[0], r[1], float(r[2]))
+            for r in self._db.execute("SELECT path, reason, time FROM failures ORDER BY time, path")
+        ]
+
+    def attention(self, keys: Sequence[int]) -> list[dict[str, float]]:
+        """Attention weights per key ({} for an unknown key)."""
+        found: dict[int, dict[str, float]] = {}
+        for part in cat.chunks(keys):
+            for k, w in self._db.execute(
+                f"SELECT key, weights FROM items WHERE key IN ({_marks(part)})", part
+            ):
+                found[int(k)] = json.loads(w)
+        return [dict(found.get(int(k), {})) for k in keys]
+
+    # ================================================================== reading vectors
+    def _slots(self, modality: str, keys: Sequence[int]) -> dict[int, tuple[int, int]]:
+        out: dict[int, tuple[int, int]] = {}
+        for part in cat.chunks(keys):
+            for k, s, n in self._db.execute(
+                f"SELECT key, row_start, n_rows FROM slots WHERE modality=? AND key IN ({_marks(part)})",
+                [modality, *part],
+            ):
+                out[int(k)] = (int(s), int(n))
+        return out
+
+    def vectors(self, modality: str, keys: Sequence[int]) -> list[np.ndarray | None]:
+        """(n, d) float32 per key for one modality, None where the item lacks it."""
+        vf = self._file(modality)
+        if vf is None:
+            return [None] * len(keys)
+        slots = self._slots(modality, keys)
+        out: list[np.ndarray | None] = []
+        for k in keys:
+            slot = slots.get(int(k))
+            out.append(None if slot is None else vf.read(*slot))
+        return out
+
+    def fused(self, keys: Sequence[int]) -> np.ndarray:
+        """(len(keys), D) fused vectors; an unknown key (or one without a fused vector) raises ItemNotFoundError."""
+        vf = self._file(FUSED)
+        if vf is None:
+            if len(keys):
+                raise ItemNotFoundError(f"#{int(keys[0])}")
+            return np.zeros((0, 0), dtype=np.float32)
+        slots = self._slots(FUSED, keys)
+        rows = np.empty(len(keys), dtype=np.int64)
+        for i, k in enumerate(keys):
+            slot = slots.get(int(k))
+            if slot is None:
+                raise ItemNotFoundError(f"#{int(k)}")
+            rows[i] = slot[0]
+        return vf.take(rows)
+
+    def iter_fused(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(keys int64, vectors float32) batches over every ok item, in key order, with bounded memory."""
+        vf = self._file(FUSED)
+        if vf is None:
+            return
+        last = -1
+        sql = (
+            "SELECT s.key, s.row_start FROM slots s JOIN items i ON i.key = s.key "
+            "WHERE s.modality = ? AND s.key > ? AND i.status = 'ok' ORDER BY s.key LIMIT ?"
+        )
+        while True:
+            rows = self._db.execute(sql, (FUSED, last, int(batch_size))).fetchall()
+            if not rows:
+                return
+            arr = np.asarray(rows, dtype=np.int64)
+            yield arr[:, 0].copy(), vf.stream(arr[:, 1])
+            last = int(arr[-1, 0])
+
+    def changes_since(self, seq: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(keys to (re)add, keys to remove, current seq) since ``seq``: how an index catches up.
+
+        Keys to remove are deleted items plus items changed to a state without a usable fused
+        vector (failed), so an index can apply both lists blindly.
+        """
+        conn = self._db
+        with self._transaction(conn, "DEFERRED"):
+            current = int(cat.get_meta(conn, "seq") or 0)
+            changed = conn.execute(
+                "SELECT i.key, i.status = 'ok' AND s.key IS NOT NULL FROM items i "
+                "LEFT JOIN slots s ON s.key = i.key AND s.modality = ? WHERE i.seq > ? ORDER BY i.key",
+                (FUSED, int(seq)),
+            ).fetchall()
+            deleted = [
+                int(r[0]) for r in conn.execute("SELECT key FROM deletions WHERE seq > ?", (int(seq),))
+            ]
+        upserted = [int(k) for k, ok in changed if ok]
+        removed = sorted(set(deleted) | {int(k) for k, ok in changed if not ok})
+        return np.asarray(upserted, dtype=np.int64), np.asarray(removed, dtype=np.int64), current
+
+    def _existing_keys(self, conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
+        found: set[int] = set()
+        for part in cat.chunks(keys):
+            found.update(
+                int(r[0]) for r in conn.execute(f"SELECT key FROM items WHERE key IN ({_marks(part)})", part)
+            )
+        return found
+
+    # ================================================================== maintenance
+    def stats(self) -> dict:
+        """Counts by kind and status, failures, modalities (dim, rows), bytes on disk, manifest."""
+        conn = self._db
+        with self._transaction(conn, "DEFERRED"):
+            by_kind = dict(conn.execute("SELECT kind, COUNT(*) FROM items GROUP BY kind").fetchall())
+            by_status = dict(conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status").fetchall())
+            n_failures = conn.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
+            live = {
+                m: (int(c), int(r or 0))
+                for m, c, r in conn.execute(
+                    "SELECT modality, COUNT(*), SUM(n_rows) FROM slots GROUP BY modality"
+                )
+            }
+            seq = int(cat.get_meta(conn, "seq") or 0)
+        modalities = {}
+        for m in self._modalities():
+            vf = self._file(m)
+            if vf is None:
+                continue
+            items, rows = live.get(m, (0, 0))
+            modalities[m] = {"dim": vf.dim, "items": items, "live_rows": rows, "file_rows": vf.n_rows()}
+        files = {
+            str(p.relative_to(self.path)): p.stat().st_size
+            for p in sorted(self.path.rglob("*"))
+            if p.is_file() and p.name != LOCKFILE
+        }
+        return {
+            "items": sum(by_kind.values()),
+            "by_kind": by_kind,
+            "by_status": by_status,
+            "failures": int(n_failures),
+            "modalities": modalities,
+            "files": files,
+            "bytes_on_disk": sum(files.values()),
+            "seq": seq,
+            "schema_version": cat.SCHEMA_VERSION,
+            "manifest": self.manifest(),
+        }
+
+    def compact(self) -> dict[str, tuple[int, int]]:
+        """Rewrite each vector file with only live rows; returns modality -> (bytes before, bytes after).
+
+        Maintenance: run it while no other process reads this library (their cached maps would
+        point at the old layout). A crash at any point is recovered on the next open.
+        """
+        result: dict[str, tuple[int, int]] = {}
+        with self._writing() as conn:
+            for m in self._modalities():
+                vf = self._file(m)
+                if vf is None:
+                    continue
+                before = vf.path.stat().st_size
+                tmp = vf.path.with_name(vf.path.name + ".compact")
+                with self._transaction(conn):
+                    slots = conn.execute(
+                        "SELECT key, row_start, n_rows FROM slots WHERE modality=? ORDER BY row_start", (m,)
+                    ).fetchall()
+                    if sum(n for _, _, n in slots) * vf.row_bytes == before:
+                        result[m] = (before, before)
+                        continue
+                    new_starts = rewrite_live_rows(vf, slots, tmp)
+                    conn.executemany(
+                        "UPDATE slots SET row_start=? WHERE modality=? AND key=?",
+                        [(s, m, k) for k, s in new_starts],
+                    )
+                    cat.set_meta(conn, _PENDING + m, "1")
+                self._swap_compacted(conn, m, tmp)
+                result[m] = (before, vf.path.stat().st_size)
+        return result
+
+    def _swap_compacted(self, conn: sqlite3.Connection, modality: str, tmp: Path) -> None:
+        """Second half of a compaction: the catalog already points at the new layout."""
+        target = self.vectors_dir / f"{modality}.f32"
+        if tmp.exists():
+            os.replace(tmp, target)
+            fsync_dir(self.vectors_dir)
+        vf = self._files.get(modality)
+        if vf is not None:
+            vf.drop_map()
+        with self._transaction(conn):
+            conn.execute("DELETE FROM meta WHERE name=?", (_PENDING + modality,))
+
+    def _finish_compaction(self) -> None:
+        """Recover from a compaction cut short: finish a committed swap, drop an uncommitted temp file."""
+        conn = self._db
+        pending = [
+            r[0][len(_PENDING) :]
+            for r in conn.execute("SELECT name FROM meta WHERE name LIKE ?", (_PENDING + "%",))
+        ]
+        for m in pending:
+            self._swap_compacted(conn, m, self.vectors_dir / f"{m}.f32.compact")
+        for stale in self.vectors_dir.glob("*.f32.compact"):
+            stale.unlink()
+
+
+# ====================================================================== helpers
+def _marks(values: Sequence) -> str:
+    return ",".join("?" * len(values))
+
+
+def _describe_model(info: dict) -> str:
+    return f"{info.get('model')} (dim {info.get('dim')}, version {info.get('version')})"
+
+
+def _prepare(
+    item: EncodedItem,
+) -> tuple[ItemRecord, dict[str, np.ndarray], np.ndarray | None, dict[str, float]]:
+    """Validate one item before anything is written."""
+    rec = item.record
+    check_record(rec)
+    rows = {str(m): as_rows(rec.item_id, str(m), v) for m, v in (item.vectors or {}).items()}
+    fused = as_fused(rec.item_id, item.fused)
+    if rec.status == "ok" and fused is None:
+        raise InvalidInputError(rec.item_id, "fused", "an ok item needs a fused vector")
+    return rec, rows, fused, check_weights(rec.item_id, item.weights or {})
+
+
+def _upsert_item(
+    conn: sqlite3.Connection,
+    rec: ItemRecord,
+    fusion_version: str,
+    weights: dict[str, float],
+    seq: int,
+    now: float,
+) -> int:
+    """Insert or replace by item_id, keeping the key and created time; returns the key."""
+    conn.execute(
+        "INSERT INTO items(item_id, path, kind, content_hash, size, mtime, duration_s, title, description, tags, "
+        "metadata, status, error, fusion_version, weights, seq, created, updated) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(item_id) DO UPDATE SET path=excluded.path, kind=excluded.kind, "
+        "content_hash=excluded.content_hash, size=excluded.size, mtime=excluded.mtime, "
+        "duration_s=excluded.duration_s, title=excluded.title, description=excluded.description, "
+        "tags=excluded.tags, metadata=excluded.metadata, status=excluded.status, error=excluded.error, "
+        "fusion_version=excluded.fusion_version, weights=excluded.weights, seq=excluded.seq, "
+        "updated=excluded.updated",
+        (*cat.record_values(rec), fusion_version, dumps(weights), seq, now, now),
+    )
+    return int(conn.execute("SELECT key FROM items WHERE item_id=?", (rec.item_id,)).fetchone()[0])
