@@ -1,0 +1,81 @@
+"""``mmrec encode MEDIA_DIR``: encode new and changed media into a library (resumable, incremental)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mmrec.cli.common import device_option, json_option, library_option, models_option, print_json
+
+
+@click.command("encode")
+@click.argument("media_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@library_option
+@models_option
+@click.option(
+    "--metadata",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="CSV or JSONL manifest: path, item_id, title, description, tags (rows without path are text-only items).",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=0), default=None, help="Decode processes (default: CPUs - 1)."
+)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Items per model batch."
+)
+@device_option
+@click.option("--fail-fast", is_flag=True, help="Stop at the first file that cannot be encoded.")
+@click.option("--retry-failed", is_flag=True, help="Try again files that failed before and did not change.")
+@json_option
+def encode(
+    media_dir: Path,
+    library: Path,
+    models: str,
+    metadata: Path | None,
+    workers: int | None,
+    batch_size: int,
+    device: str,
+    fail_fast: bool,
+    retry_failed: bool,
+    as_json: bool,
+) -> None:
+    """Encode every new or changed file under MEDIA_DIR; unchanged files are skipped, deleted ones removed."""
+    from pipelines.encode_job import run_encode
+
+    summary = run_encode(
+        media_dir,
+        library,
+        models=models,
+        metadata=metadata,
+        workers=workers,
+        batch_size=batch_size,
+        device=device,
+        fail_fast=fail_fast,
+        retry_failed=retry_failed,
+        progress=not as_json,
+    )
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    console = Console()
+    table = Table(title=f"encoded into {library}", show_header=False)
+    for name, value in (
+        ("encoded", summary.encoded),
+        ("skipped (unchanged)", summary.skipped_unchanged),
+        ("skipped (failed before)", summary.skipped_failed),
+        ("failed", summary.failed),
+        ("deleted", summary.deleted),
+        ("elapsed", f"{summary.elapsed_s:.1f} s ({summary.files_per_s:.2f} files/s)"),
+        ("stages", ", ".join(f"{k} {v:.1f}s" for k, v in summary.stages_s.items())),
+        ("index", summary.index),
+    ):
+        table.add_row(name, str(value))
+    console.print(table)
+    for path, reason in summary.failures[:20]:
+        console.print(f"[red]failed[/] {path}: {reason}")
+    if len(summary.failures) > 20:
+        console.print(f"... and {len(summary.failures) - 20} more (see `mmrec status`)")
