@@ -61,6 +61,18 @@ def _load_network() -> torch.nn.Module:
     return net.eval()
 
 
+def encoder_info(device: str) -> EncoderInfo:
+    """What this adapter's vectors are, known without loading the weights."""
+    return EncoderInfo(
+        modality="audio",
+        model=MODEL_NAME,
+        dim=512,
+        version=VERSION,
+        device=device,
+        extra={"front_end": "librosa-logmel-96", "pooling": "mean-of-blocks"},
+    )
+
+
 def log_mel(waveform: np.ndarray) -> np.ndarray:
     """Peak-normalised waveform -> (time, 96) log-mel scaled to about [0, 1] like the training data."""
     import librosa
@@ -109,14 +121,7 @@ class AisfxAudioEncoder:
         self.device = resolve_device(device)
         self.batch_size = max(1, int(batch_size))
         self._net = _load_network().to(self.device)
-        self.info = EncoderInfo(
-            modality="audio",
-            model=MODEL_NAME,
-            dim=512,
-            version=VERSION,
-            device=self.device,
-            extra={"front_end": "librosa-logmel-96", "pooling": "mean-of-blocks"},
-        )
+        self.info = encoder_info(self.device)
 
     def _validate(self, waveform: np.ndarray, index: int) -> np.ndarray:
         arr = np.asarray(waveform)
@@ -142,5 +147,5 @@ class AisfxAudioEncoder:
         counts = [len(b) for b in per_clip]
         embedded = self._embed_blocks(np.concatenate(per_clip))
         bounds = np.cumsum([0, *counts])
-        pooled = np.stack([embedded[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
+        pooled = np.stack([embedded[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
         return l2_normalize(pooled)

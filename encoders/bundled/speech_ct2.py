@@ -43,9 +43,9 @@ def ensure_model_folder(target: Path | None = None) -> Path:
     sources = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
     expected = sum(p.stat().st_size for p in sources)
     model_bin = target / "model.bin"
-    if model_bin.is_file() and model_bin.stat().st_size == expected:
-        if all((target / n).is_file() for n in _SIDE_FILES):
-            return target
+    complete = model_bin.is_file() and model_bin.stat().st_size == expected
+    if complete and all((target / n).is_file() for n in _SIDE_FILES):
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any model cache
@@ -68,6 +68,19 @@ def ensure_model_folder(target: Path | None = None) -> Path:
     return target
 
 
+def encoder_info(device: str) -> EncoderInfo:
+    """What this recogniser is, known without loading it (no vectors: dim 0)."""
+    compute_type = "float16" if device.startswith("cuda") else "int8"
+    return EncoderInfo(
+        modality="speech",
+        model=MODEL_NAME,
+        dim=0,
+        version=VERSION,
+        device=device,
+        extra={"compute_type": compute_type, "vad": "silero"},
+    )
+
+
 class FasterWhisperRecognizer:
     """SpeechRecognizer: transcript + language; VAD drops music-only stretches so they give no text."""
 
@@ -81,14 +94,7 @@ class FasterWhisperRecognizer:
         folder = ensure_model_folder()
         self._model = WhisperModel(str(folder), device=self.device, compute_type=compute_type, cpu_threads=cpu_threads)
         self.beam_size = beam_size
-        self.info = EncoderInfo(
-            modality="speech",
-            model=MODEL_NAME,
-            dim=0,
-            version=VERSION,
-            device=self.device,
-            extra={"compute_type": compute_type, "vad": "silero"},
-        )
+        self.info = encoder_info(self.device)
 
     def transcribe(self, waveform: np.ndarray) -> Transcript:
         """Mono float32 samples at 16 kHz -> Transcript (empty, has_speech False, when nobody speaks)."""

