@@ -38,6 +38,7 @@ class Plan:
     unchanged: int = 0
     skipped_failed: int = 0
     delete_ids: list[str] = field(default_factory=list)
+    forget_paths: list[str] = field(default_factory=list)  # failed files that are gone from disk
     hashes: dict[str, str] = field(default_factory=dict)  # path or item_id -> content hash to store
 
     def counts(self) -> dict[str, int]:
@@ -106,7 +107,9 @@ def make_plan(
             plan.reject.append(item)
         else:
             plan.todo.append(item)
-    plan.delete_ids.extend(_deleted_ids(found.root, states, seen, store))
+    deleted, forgotten = _vanished(found.root, states, seen, store)
+    plan.delete_ids.extend(deleted)
+    plan.forget_paths.extend(forgotten)
     for item in found.text_items:
         old = store.get(item.item_id)
         wanted = item_hash(item, None)
@@ -118,18 +121,23 @@ def make_plan(
     return plan
 
 
-def _deleted_ids(root: Path, states: dict[str, FileState], seen: set[str], store: PlanStore) -> list[str]:
-    """Items whose file lived under ``root`` and is gone now (files elsewhere are left alone)."""
+def _vanished(
+    root: Path, states: dict[str, FileState], seen: set[str], store: PlanStore
+) -> tuple[list[str], list[str]]:
+    """Items (and failure rows) whose file lived under ``root`` and is gone; files elsewhere are left alone."""
     prefix = str(root).rstrip("/") + "/"
-    out: list[str] = []
+    items: list[str] = []
+    failures: list[str] = []
     for path, state in sorted(states.items()):
-        if path in seen or not path.startswith(prefix) or state[3] != "ok":
+        if path in seen or not path.startswith(prefix):
             continue
         rec = store.find_by_path(path)
         item_id = getattr(rec, "item_id", None)
         if item_id is not None:
-            out.append(item_id)
-    return out
+            items.append(item_id)
+        elif state[3] != "ok":
+            failures.append(path)
+    return items, failures
 
 
 def ensure_hash(plan: Plan, item: SourceItem, hasher: Callable[[str, int | None], str] = partial_hash) -> str:

@@ -1,0 +1,40 @@
+"""The decode stage: one file in, one :class:`DecodedMedia` out, run inside an engine worker.
+
+Kept in its own small module so worker processes import only the media code, never torch models.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from encoders.media import DecodedMedia, DecodeSpec, decode_media
+
+
+@dataclass(frozen=True)
+class DecodeTask:
+    """What a worker needs (picklable): the file and how to decode it."""
+
+    path: str
+    spec: DecodeSpec
+
+
+@dataclass
+class Decoded:
+    """A worker's answer: the media plus the seconds it took (for the per-stage timings)."""
+
+    media: DecodedMedia
+    seconds: float
+
+
+def decode_task(task: DecodeTask) -> Decoded:
+    """Top-level (picklable) worker function; media errors propagate as typed exceptions."""
+    t0 = time.perf_counter()
+    media = decode_media(task.path, task.spec)
+    return Decoded(media=media, seconds=time.perf_counter() - t0)
+
+
+def spec_for_models(audio_rate: int | None, speech_rate: int | None, frame_count: int = 16) -> DecodeSpec:
+    """Decode audio at exactly the rates the loaded sound and speech models want."""
+    rates = tuple(sorted({r for r in (audio_rate, speech_rate) if r}))
+    return DecodeSpec(frame_count=frame_count, audio_rates=rates)

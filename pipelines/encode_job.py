@@ -1,0 +1,340 @@
+"""``mmrec encode``: discover → plan → decode (workers) → encode (batches) → fuse → commit → index.
+
+Resumable by construction: every committed batch is one store transaction, and planning skips
+what landed, so a run killed at any moment and started again encodes each file exactly once.
+Memory stays flat: the engine keeps a bounded number of decodes in flight and the main process
+holds at most one batch of decoded media.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmrec.store import EncodedItem, ItemRecord, LibraryStore
+from pipelines.decode import Decoded, DecodeTask, decode_task, spec_for_models
+from pipelines.discover import SourceItem, discover
+from pipelines.errors import EncodeAbortedError
+from pipelines.fusion_select import library_fusion
+from pipelines.item_encoder import EncodedVectors, EncodeInput, encode_batch
+from pipelines.plan import Plan, ensure_hash, make_plan
+from pipelines.progress import EncodeProgress
+from pipelines.runner import Engine, LocalEngine, SerialEngine, StageTimer
+
+INDEX_EVERY_COMMITS = 20
+DECODE_TIMEOUT_S = 300.0
+
+
+@dataclass
+class EncodeSummary:
+    """What a run did; ``to_dict`` is what ``mmrec encode --json`` prints."""
+
+    encoded: int = 0
+    skipped_unchanged: int = 0
+    skipped_failed: int = 0
+    failed: int = 0
+    deleted: int = 0
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    stages_s: dict[str, float] = field(default_factory=dict)
+    index: str = "not run"
+
+    @property
+    def files_per_s(self) -> float:
+        done = self.encoded + self.failed
+        return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["failures"] = [{"path": p, "reason": r} for p, r in self.failures]
+        out["files_per_s"] = round(self.files_per_s, 3)
+        out["elapsed_s"] = round(self.elapsed_s, 3)
+        return out
+
+
+def default_workers() -> int:
+    """CPU count minus one (the main process runs the models), at least one."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _reason_label(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def _reason_text(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason) if reason else (str(exc) or type(exc).__name__)
+
+
+class _Job:
+    """State of one run; methods are the stages, ``run`` wires them together."""
+
+    def __init__(
+        self,
+        store: LibraryStore,
+        models: Any,
+        fusion: Any,
+        batch_size: int,
+        fail_fast: bool,
+        speech: bool,
+        progress: EncodeProgress,
+    ) -> None:
+        self.store = store
+        self.models = models
+        self.fusion = fusion
+        self.batch_size = max(1, batch_size)
+        self.fail_fast = fail_fast
+        self.speech = speech
+        self.progress = progress
+        self.timer = StageTimer()
+        self.summary = EncodeSummary()
+        self.reasons: Counter[str] = Counter()
+        self.commits = 0
+        self.index: Any = None
+
+    # ---------------------------------------------------------------- failures
+
+    def fail(self, plan: Plan, item: SourceItem, label: str, reason: str) -> None:
+        """Record a failure (the run goes on unless --fail-fast)."""
+        path = item.path or item.item_id
+        self.store.record_failure(path, reason, item.size, item.mtime, ensure_hash(plan, item))
+        self.summary.failed += 1
+        self.reasons[label] += 1
+        self.summary.failures.append((path, reason))
+        self.progress.advance(failed=True)
+        if self.fail_fast:
+            raise EncodeAbortedError(path, reason)
+
+    # ---------------------------------------------------------------- encode + write
+
+    def flush(self, plan: Plan, batch: list[tuple[SourceItem, Any | None]]) -> None:
+        """Encode, fuse and commit one batch as one store transaction."""
+        if not batch:
+            return
+        with self.timer.stage("encode"):
+            encoded = encode_batch(
+                [EncodeInput(meta=s.meta, media=m) for s, m in batch], self.models, speech=self.speech
+            )
+        keep: list[tuple[SourceItem, Any | None, EncodedVectors]] = []
+        for (src, media), enc in zip(batch, encoded, strict=True):
+            if enc.vectors:
+                keep.append((src, media, enc))
+            else:
+                self.fail(
+                    plan, src, "NothingToEncode", "no modality could be encoded (no frames, audio or text)"
+                )
+        if not keep:
+            return
+        with self.timer.stage("fuse"):
+            fused, weights = self.fusion.fuse([e.vectors for _, _, e in keep])
+        items = [
+            EncodedItem(
+                record=self.record(plan, s, m, e), vectors=e.vectors, fused=fused[k], weights=weights[k]
+            )
+            for k, (s, m, e) in enumerate(keep)
+        ]
+        with self.timer.stage("write"):
+            self.store.commit_items(items, self.fusion.version)
+        self.summary.encoded += len(items)
+        self.commits += 1
+        for _ in items:
+            self.progress.advance(failed=False)
+        if self.index is not None and self.commits % INDEX_EVERY_COMMITS == 0:
+            self.sync_index(save=True)
+
+    def record(self, plan: Plan, src: SourceItem, media: Any | None, enc: EncodedVectors) -> ItemRecord:
+        info = getattr(media, "info", None)
+        metadata: dict[str, Any] = dict(src.meta.extra)
+        metadata.update({k: v for k, v in enc.metadata.items() if k != "title"})
+        if info is not None:
+            metadata["probe"] = _probe_summary(info)
+        warnings = list(getattr(media, "warnings", ()) or ())
+        if warnings:
+            metadata["warnings"] = [str(w) for w in warnings]
+        return ItemRecord(
+            item_id=src.item_id,
+            path=src.path,
+            kind=getattr(info, "kind", None) or src.kind or "text",
+            content_hash=ensure_hash(plan, src),
+            size=src.size,
+            mtime=src.mtime,
+            duration_s=getattr(info, "duration_s", None),
+            title=src.meta.title,
+            description=src.meta.description,
+            tags=list(src.meta.tags),
+            metadata=metadata,
+        )
+
+    # ---------------------------------------------------------------- index
+
+    def sync_index(self, save: bool) -> None:
+        with self.timer.stage("index"):
+            self.index.sync()
+            if save:
+                self.index.save()
+
+    # ---------------------------------------------------------------- the run
+
+    def run(self, plan: Plan, engine: Engine, spec: Any, timeout_s: float) -> None:
+        for item in plan.reject:
+            self.fail(plan, item, item.reject_reason or "rejected", item.reject_reason or "rejected")
+        text = list(plan.text)
+        for start in range(0, len(text), self.batch_size):
+            self.flush(plan, [(s, None) for s in text[start : start + self.batch_size]])
+        by_path = {s.path: s for s in plan.todo}
+        tasks = (DecodeTask(path=s.path, spec=spec) for s in plan.todo if s.path)
+        batch: list[tuple[SourceItem, Any | None]] = []
+        wait_t0 = time.perf_counter()
+        for task, result in engine.map_decode(decode_task, tasks, timeout_s):
+            self.timer.add("wait_decode", time.perf_counter() - wait_t0)
+            src = by_path[task.path]
+            if isinstance(result, BaseException):
+                self.fail(plan, src, _reason_label(result), _reason_text(result))
+            else:
+                assert isinstance(result, Decoded)
+                self.timer.add("decode", result.seconds)
+                batch.append((src, result.media))
+                if len(batch) >= self.batch_size:
+                    self.flush(plan, batch)
+                    batch = []
+            self.progress.describe(self.summary.failed, self.timer.describe())
+            wait_t0 = time.perf_counter()
+        self.flush(plan, batch)
+
+
+def _probe_summary(info: Any) -> dict[str, Any]:
+    keys = ("container", "duration_s", "width", "height", "fps", "rotation", "sample_rate", "channels")
+    out = {k: getattr(info, k, None) for k in keys if getattr(info, k, None) is not None}
+    out["has_audio"] = bool(getattr(info, "has_audio", False))
+    out["has_video"] = bool(getattr(info, "has_video", False))
+    out["codecs"] = list(getattr(info, "codecs", ()) or ())
+    return out
+
+
+def _open_index(store: LibraryStore) -> Any:
+    from mmrec.index.library_index import LibraryIndex
+
+    return LibraryIndex.open(store)
+
+
+def run_encode(
+    media_dir: str | Path,
+    library_path: str | Path,
+    models: Any = "bundled",
+    metadata: str | Path | None = None,
+    workers: int | None = None,
+    batch_size: int = 32,
+    device: str = "auto",
+    fail_fast: bool = False,
+    retry_failed: bool = False,
+    progress: bool = True,
+    *,
+    engine: Engine | None = None,
+    speech: bool = True,
+    frame_count: int = 16,
+    decode_timeout_s: float = DECODE_TIMEOUT_S,
+    update_index: bool = True,
+) -> EncodeSummary:
+    """Encode every new or changed media file under ``media_dir`` into the library at ``library_path``.
+
+    ``models`` is a profile name / config path or an already loaded ``ModelSet``; ``workers=0`` decodes
+    in-process (no isolation); ``engine`` overrides the decode engine (e.g. a Ray engine).
+    """
+    t0 = time.perf_counter()
+    if isinstance(models, str | Path):
+        from encoders.registry import load_models
+
+        models = load_models(str(models), device=device)
+    store = LibraryStore.open(library_path)
+    own_engine = engine is None
+    try:
+        store.check_models(models.describe())
+        fusion = library_fusion(store, models, device)
+        found = discover(media_dir, metadata)
+        plan = make_plan(found, store, retry_failed=retry_failed)
+        audio_rate = models.audio.sample_rate if getattr(models, "audio", None) is not None else None
+        speech_rate = (
+            models.speech.sample_rate if speech and getattr(models, "speech", None) is not None else None
+        )
+        spec = spec_for_models(audio_rate, speech_rate, frame_count=frame_count)
+        if engine is None:
+            n = default_workers() if workers is None else workers
+            engine = SerialEngine() if n == 0 else LocalEngine(n, max_in_flight=batch_size + 2 * n)
+        total = len(plan.todo) + len(plan.text) + len(plan.reject)
+        with EncodeProgress(total, enabled=progress) as bar:
+            job = _Job(store, models, fusion, batch_size, fail_fast, speech, bar)
+            with job.timer.stage("write"):
+                if plan.delete_ids:
+                    job.summary.deleted = len(store.delete_items(plan.delete_ids))
+                if plan.forget_paths:
+                    store.forget_failures(plan.forget_paths)
+            job.index = _open_index(store) if update_index else None
+            try:
+                job.run(plan, engine, spec, decode_timeout_s)
+            finally:
+                if job.index is not None:
+                    job.sync_index(save=True)
+                    job.summary.index = "synced"
+        summary = job.summary
+        summary.skipped_unchanged = plan.unchanged
+        summary.skipped_failed = plan.skipped_failed
+        summary.failure_reasons = dict(job.reasons)
+        summary.stages_s = job.timer.to_dict()
+        summary.elapsed_s = time.perf_counter() - t0
+        return summary
+    finally:
+        if own_engine and engine is not None:
+            engine.close()
+        store.close()
+
+
+def _iter_args(argv: Sequence[str]) -> Iterator[tuple[str, str | None]]:
+    it = iter(argv)
+    for a in it:
+        if a.startswith("--") and a not in ("--fail-fast", "--retry-failed", "--no-speech", "--quiet"):
+            yield a, next(it, None)
+        else:
+            yield a, None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pipelines.encode_job MEDIA_DIR LIBRARY [--workers N] [--batch-size N] ...``.
+
+    A dependency-free entry point (no click, no front layer) for child processes such as
+    ``scripts/bench_resume.py``; users call ``mmrec encode``.
+    """
+    import json
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    positional = [a for a, v in _iter_args(args) if not a.startswith("--") and v is None]
+    opts = {a: v for a, v in _iter_args(args) if a.startswith("--")}
+    if len(positional) != 2:
+        sys.stderr.write("usage: python -m pipelines.encode_job MEDIA_DIR LIBRARY [options]\n")
+        return 2
+    summary = run_encode(
+        positional[0],
+        positional[1],
+        models=opts.get("--models") or "bundled",
+        metadata=opts.get("--metadata"),
+        workers=int(opts["--workers"]) if opts.get("--workers") else None,
+        batch_size=int(opts.get("--batch-size") or 32),
+        device=opts.get("--device") or "auto",
+        fail_fast="--fail-fast" in opts,
+        retry_failed="--retry-failed" in opts,
+        progress="--quiet" not in opts,
+        speech="--no-speech" not in opts,
+        frame_count=int(opts.get("--frames") or 16),
+    )
+    sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""Which fusion a run uses: the library's current checkpoint when it has one, else the default.
+
+The batch encoder and the single-file query path share this, so a query file is fused exactly
+like the items it is compared with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mmrec.fusion import DEFAULT_VERSION, Fusion
+
+TEXT_MODALITIES = ("text", "tags", "vtags", "speech")
+
+
+def modality_dims(models: Any) -> dict[str, int]:
+    """Vector width of each item modality the loaded models can produce."""
+    described = models.describe()
+    dims: dict[str, int] = {}
+    frames = described.get("frames")
+    if frames and int(frames.get("dim", 0)) > 0:
+        dims["frames"] = int(frames["dim"])
+    audio = described.get("audio")
+    if audio and int(audio.get("dim", 0)) > 0:
+        dims["audio"] = int(audio["dim"])
+    text = described.get("text")
+    if text and int(text.get("dim", 0)) > 0:
+        for m in TEXT_MODALITIES:
+            dims[m] = int(text["dim"])
+    return dims
+
+
+def fusion_version(manifest: dict) -> str | None:
+    """The checkpoint version a library's manifest names (``fusion`` or ``fusion_version`` key)."""
+    value = manifest.get("fusion_version", manifest.get("fusion"))
+    if isinstance(value, dict):
+        value = value.get("version")
+    return str(value) if value else None
+
+
+def library_fusion(store: Any, models: Any, device: str = "auto") -> Fusion:
+    """Load ``LIBRARY/fusion/<version>.pt`` when the manifest names a trained one, else the default."""
+    version = fusion_version(store.manifest())
+    if version and version != DEFAULT_VERSION:
+        path = Path(store.path) / "fusion" / f"{version}.pt"
+        if path.is_file():
+            return Fusion.load(path, device=device)
+    return Fusion(modality_dims(models), device=device)
