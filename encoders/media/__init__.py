@@ -1,0 +1,50 @@
+"""Probe and decode media files with typed errors and bounded cost (see docs/architecture.md).
+
+Public API: ``probe``, ``sample_frames``, ``load_audio``, ``load_image``, ``decode_media`` with
+``DecodeSpec``/``DecodedMedia``, ``run_guarded``, and the ``MediaError`` family.
+"""
+
+from __future__ import annotations
+
+from .audio import AudioClip, load_audio
+from .decode import DecodedMedia, DecodeSpec, decode_media
+from .errors import (
+    CorruptMediaError,
+    DecoderCrashedError,
+    DecodeTimeoutError,
+    EmptyFileError,
+    MediaError,
+    MissingMediaError,
+    NoAudioError,
+    UnsupportedMediaError,
+)
+from .frames import FrameMode, FrameSample, sample_frames
+from .guard import run_guarded
+from .image import load_image
+from .info import MediaInfo, MediaKind, StreamInfo
+from .probe import probe
+
+__all__ = [
+    "AudioClip",
+    "CorruptMediaError",
+    "DecodeSpec",
+    "DecodeTimeoutError",
+    "DecodedMedia",
+    "DecoderCrashedError",
+    "EmptyFileError",
+    "FrameMode",
+    "FrameSample",
+    "MediaError",
+    "MediaInfo",
+    "MediaKind",
+    "MissingMediaError",
+    "NoAudioError",
+    "StreamInfo",
+    "UnsupportedMediaError",
+    "decode_media",
+    "load_audio",
+    "load_image",
+    "probe",
+    "run_guarded",
+    "sample_frames",
+]

@@ -1,0 +1,204 @@
+"""Probe a media file: decide its kind by content and collect the stream facts decoders need.
+
+Images are recognised by Pillow first (cheap header read); everything else goes through PyAV.
+Header durations are checked against the file size and, when they disagree grossly, replaced by
+the duration measured from the packets (some AIFF/GSM files claim 160x their real length).
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.container
+import av.stream
+from PIL import Image, UnidentifiedImageError
+
+from .avio import check_file, open_container
+from .errors import CorruptMediaError, UnsupportedMediaError
+from .info import MediaInfo, StreamInfo
+
+IMAGE_FORMATS = frozenset({"PNG", "JPEG", "GIF", "TIFF", "WEBP", "BMP", "MPO"})
+_COVER_CODECS = frozenset({"mjpeg", "png", "bmp", "gif", "webp", "tiff"})
+_ATTACHED_PIC = 1024  # AV_DISPOSITION_ATTACHED_PIC
+_MAX_DEMUX_PACKETS = 2_000_000
+
+
+def probe(path: str | os.PathLike[str]) -> MediaInfo:
+    """Describe ``path`` (kind, duration, streams, geometry, audio format); raises a MediaError subclass."""
+    p = check_file(path)
+    image = _probe_image(p)
+    if image is not None:
+        return image
+    with open_container(p) as container:
+        return _probe_av(p, container)
+
+
+def _probe_image(p: Path) -> MediaInfo | None:
+    """MediaInfo for a still image Pillow recognises, else None (so PyAV gets a try)."""
+    try:
+        with Image.open(p) as im:
+            if im.format not in IMAGE_FORMATS:
+                return None
+            fmt = im.format
+            width, height = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+    if orientation in (5, 6, 7, 8):  # EXIF transposes that swap the sides
+        width, height = height, width
+    return MediaInfo(
+        path=str(p),
+        kind="image",
+        container=fmt.lower(),
+        duration_s=0.0,
+        size_bytes=p.stat().st_size,
+        width=width,
+        height=height,
+        has_video=False,
+        codecs=(fmt.lower(),),
+    )
+
+
+def _is_cover(stream: av.stream.Stream, has_audio: bool) -> bool:
+    """Cover art: an attached picture, or a one-frame still-image codec beside an audio track."""
+    if int(stream.disposition) & _ATTACHED_PIC:
+        return True
+    return has_audio and stream.codec_context.name in _COVER_CODECS and stream.frames <= 1
+
+
+def _stream_info(stream: av.stream.Stream, cover: bool) -> StreamInfo:
+    cc = stream.codec_context
+    if stream.type == "video":
+        rate = stream.average_rate or stream.guessed_rate
+        return StreamInfo(
+            index=stream.index,
+            type="video",
+            codec=cc.name,
+            attached_pic=cover,
+            frames=int(stream.frames or 0),
+            width=cc.width,
+            height=cc.height,
+            fps=float(rate) if rate else None,
+        )
+    if stream.type == "audio":
+        return StreamInfo(
+            index=stream.index,
+            type="audio",
+            codec=cc.name,
+            frames=int(stream.frames or 0),
+            sample_rate=cc.sample_rate,
+            channels=cc.channels,
+        )
+    name = cc.name if cc is not None else "unknown"
+    return StreamInfo(index=stream.index, type=stream.type, codec=name)
+
+
+def _probe_av(p: Path, container: av.container.InputContainer) -> MediaInfo:
+    audio = [s for s in container.streams.audio if s.codec_context.sample_rate]
+    has_audio = bool(audio)
+    all_video = [s for s in container.streams.video if s.codec_context.width]
+    covers = {s.index for s in all_video if _is_cover(s, has_audio)}
+    video = [s for s in all_video if s.index not in covers]
+    streams = tuple(_stream_info(s, s.index in covers) for s in container.streams)
+    if not audio and not video:
+        if covers or (all_video and container.format.name in ("image2", "png_pipe", "jpeg_pipe")):
+            raise UnsupportedMediaError(p, "still image in a format Pillow cannot read")
+        raise UnsupportedMediaError(p, f"no decodable audio or video stream ({container.format.name})")
+    warnings: list[str] = []
+    main = video[0] if video else audio[0]
+    duration = _checked_duration(p, container, main, video + audio, warnings)
+    info: dict = {}
+    if video:
+        vs = video[0]
+        rate = vs.average_rate or vs.guessed_rate
+        rotation = _rotation(container, vs, warnings)
+        w, h = vs.codec_context.width, vs.codec_context.height
+        if rotation in (90, 270):
+            w, h = h, w
+        info.update(fps=float(rate) if rate else None, width=w, height=h, rotation=rotation)
+    if audio:
+        info.update(sample_rate=audio[0].codec_context.sample_rate, channels=audio[0].codec_context.channels)
+    return MediaInfo(
+        path=str(p),
+        kind="video" if video else "audio",
+        container=container.format.name,
+        duration_s=duration,
+        size_bytes=p.stat().st_size,
+        streams=streams,
+        has_audio=has_audio,
+        has_video=bool(video),
+        codecs=tuple(s.codec_context.name for s in video + audio),
+        warnings=tuple(warnings),
+        **info,
+    )
+
+
+def _header_duration(container: av.container.InputContainer, stream: av.stream.Stream) -> float | None:
+    if container.duration:
+        return container.duration / av.time_base
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return None
+
+
+def _checked_duration(
+    p: Path,
+    container: av.container.InputContainer,
+    main: av.stream.Stream,
+    streams: list[av.stream.Stream],
+    warnings: list[str],
+) -> float:
+    """Header duration, unless the file size (at the streams' bit rates) says it cannot be true."""
+    header = _header_duration(container, main)
+    rates = [s.codec_context.bit_rate or 0 for s in streams]
+    size_estimate = p.stat().st_size * 8 / sum(rates) if rates and all(rates) else None
+    plausible = header is not None and header > 0
+    if plausible and size_estimate is not None:
+        plausible = 0.5 * size_estimate - 1.0 <= header <= 2.0 * size_estimate + 1.0
+    if plausible:
+        return float(header)
+    measured = _demux_duration(p, main)
+    if measured is None or measured <= 0:
+        if header:
+            warnings.append("duration could not be verified from packets; header value kept")
+            return float(header)
+        raise CorruptMediaError(p, "no packets with timestamps: duration unknown")
+    if header:
+        est = f", file size suggests ~{size_estimate:.1f} s" if size_estimate else ""
+        warnings.append(
+            f"header claims {header:.1f} s{est}; using {measured:.2f} s measured from the packets"
+        )
+    return measured
+
+
+def _demux_duration(p: Path, main: av.stream.Stream) -> float | None:
+    """End time of the last packet of ``main`` (reads packets, decodes nothing)."""
+    end: Fraction | None = None
+    with open_container(p) as c:
+        s = c.streams[main.index]
+        start = s.start_time or 0
+        try:
+            for n, packet in enumerate(c.demux(s)):
+                if packet.pts is not None and packet.size > 0:
+                    stop = packet.pts + (packet.duration or 0) - start
+                    end = stop if end is None else max(end, stop)
+                if n >= _MAX_DEMUX_PACKETS:
+                    break
+        except av.FFmpegError:
+            pass  # a damaged tail: keep what was read so far
+        if end is None or s.time_base is None:
+            return None
+        return float(end * s.time_base)
+
+
+def _rotation(container: av.container.InputContainer, stream: av.stream.Stream, warnings: list[str]) -> int:
+    """Clockwise display rotation in degrees (0/90/180/270) read from the first decoded frame."""
+    try:
+        for frame in container.decode(stream):
+            return int(round(-float(frame.rotation or 0))) % 360 // 90 * 90
+    except av.FFmpegError as exc:
+        warnings.append(f"first video frame does not decode ({exc.__class__.__name__})")
+    return 0
