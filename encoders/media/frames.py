@@ -124,6 +124,7 @@ def _sample_with(
     else:
         indices = uniform_indices(geom.frame_count, count)
     times, frames = rd.read(indices.tolist(), w, h)
+    warnings.extend(rd.notes)
     return FrameSample(
         times_s=np.asarray(times, dtype=np.float64), frames=frames, reader=rd.name, warnings=warnings
     )

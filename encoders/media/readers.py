@@ -36,6 +36,7 @@ class FrameReader(Protocol):
     """Reads the frames with the given indices, rotated for display and resized to width x height."""
 
     name: str
+    notes: list[str]  # things worth a warning (skipped packets, frames past a truncated end)
 
     def geometry(self) -> VideoGeometry: ...
 
@@ -60,6 +61,7 @@ class DecordReader:
         self._path = path
         self._rotation = rotation
         self._threads = threads
+        self.notes: list[str] = []
         self._decord = decord
         self._vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=threads)
 
@@ -109,6 +111,8 @@ class PyAVReader:
     def __init__(self, path: Path, stream_index: int | None = None, rotation: int = 0) -> None:
         self._path = path
         self._rotation = rotation
+        self.notes: list[str] = []
+        self.bad_packets = 0
         with open_container(path) as c:
             vs = c.streams[stream_index] if stream_index is not None else c.streams.video[0]
             self._index = vs.index
@@ -127,9 +131,12 @@ class PyAVReader:
         return VideoGeometry(frame_count=self._count, fps=self._fps, start_s=self._start)
 
     def read(self, indices: Sequence[int], width: int, height: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Frames at ``indices``; targets past a truncated end are dropped (noted), not invented."""
         times: list[float] = []
         frames: list[np.ndarray] = []
         half = 0.5 / self._fps
+        self.bad_packets = 0
+        missing: list[float] = []
         with open_container(self._path) as c:
             vs = c.streams[self._index]
             decoded: Iterator[av.VideoFrame] | None = None
@@ -138,34 +145,50 @@ class PyAVReader:
             for i in indices:
                 target = self._start + int(i) / self._fps
                 if decoded is None or target < current or target - current > self.SEEK_GAP_S:
-                    c.seek(
-                        int((target - half) / vs.time_base) if target > half else 0, stream=vs, backward=True
-                    )
-                    decoded = self._frames(c, vs, i)
-                    last = None
+                    seek_to = int((target - half) / vs.time_base) if target > half else 0
+                    c.seek(seek_to, stream=vs, backward=True)
+                    decoded, last = self._frames(c, vs), None
                 found = last if last is not None and last.time >= target - half else None
                 for frame in decoded if found is None else ():
                     last, current = frame, float(frame.time)
                     if current >= target - half:
                         found = frame
                         break
-                found = found or last
+                if found is None and last is not None and last.time >= target - 3 * half:
+                    found = last  # the final frame, a hair before the nominal end
                 if found is None:
-                    raise CorruptMediaError(self._path, f"no video frame at {target:.2f} s")
+                    missing.append(target)
+                    continue
                 sw, sh = (height, width) if self._rotation in (90, 270) else (width, height)
                 img = found.reformat(width=sw, height=sh, format="rgb24", interpolation="BICUBIC")
                 times.append(float(found.time))
                 frames.append(rotate_clockwise(img.to_ndarray(), self._rotation))
+        if missing:
+            end = f"{times[-1]:.2f} s" if times else "the start"
+            self.notes.append(
+                f"{len(missing)} of {len(indices)} requested frames lie past the last decodable frame "
+                f"({end}); the file looks truncated"
+            )
+        if self.bad_packets:
+            self.notes.append(f"skipped {self.bad_packets} undecodable video packet(s)")
+        if not frames:
+            raise CorruptMediaError(self._path, "no video frame could be decoded")
         return np.asarray(times, dtype=np.float64), frames
 
-    def _frames(self, c: av.container.InputContainer, vs: av.video.stream.VideoStream, i: int) -> Iterator:
-        """Decoded frames with timestamps from the current position; a decode error ends the stream."""
+    def _frames(self, c: av.container.InputContainer, vs: av.video.stream.VideoStream) -> Iterator:
+        """Decoded frames from the current position, skipping packets that do not decode."""
         try:
-            for frame in c.decode(vs):
-                if frame.pts is not None:
-                    yield frame
-        except av.FFmpegError as exc:
-            raise CorruptMediaError(self._path, f"video does not decode near frame {i} ({exc})") from None
+            for packet in c.demux(vs):
+                try:
+                    decoded = packet.decode()
+                except av.FFmpegError:
+                    self.bad_packets += 1
+                    continue
+                for frame in decoded:
+                    if frame.pts is not None:
+                        yield frame
+        except av.FFmpegError:
+            self.bad_packets += 1  # demuxing stopped at damaged data: treat as end of stream
 
 
 class TorchCodecReader:
@@ -177,6 +200,7 @@ class TorchCodecReader:
         from torchcodec.decoders import VideoDecoder
 
         self._rotation = rotation
+        self.notes: list[str] = []
         self._dec = VideoDecoder(str(path), dimension_order="NHWC", seek_mode="exact")
         meta = self._dec.metadata
         self._geom = VideoGeometry(
