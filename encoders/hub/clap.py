@@ -1,0 +1,154 @@
+"""CLAP from a hub id or folder: one sound vector per clip, plus the text tower into the same space.
+
+CLAP sees at most ``max_length_s`` seconds (10 s for the LAION models) and its feature extractor
+crops longer input at random. To stay deterministic and cover a whole track, long waveforms are
+cut here into consecutive windows of that length (at most ``max_windows``, spread evenly), each
+window is embedded, and the unit vectors are averaged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from encoders.base import EncoderInfo, TextRole, l2_normalize
+from encoders.hub.common import (
+    ADAPTER_VERSION,
+    batches,
+    check_role,
+    check_texts,
+    check_waveform,
+    load_part,
+    pick_device,
+    pooled,
+    to_unit_rows,
+)
+from encoders.hub.errors import HubModelError
+from encoders.hub.source import resolve_source
+
+ROLE = "audio"
+
+
+class _ClapModel:
+    """The loaded model + processor, shared by the audio encoder and its text tower."""
+
+    def __init__(self, source: str, device: str) -> None:
+        from transformers import AutoConfig, AutoProcessor, ClapModel
+
+        self.src = resolve_source(ROLE, source)
+        folder = str(self.src.folder)
+        config = load_part(
+            ROLE, self.src, "config", lambda: AutoConfig.from_pretrained(folder, local_files_only=True)
+        )
+        if getattr(config, "model_type", "") != "clap":
+            raise HubModelError(ROLE, self.src.name, f"model type {config.model_type!r} is not CLAP")
+        self.device, self.dtype = pick_device(device)
+        self.processor = load_part(
+            ROLE, self.src, "processor", lambda: AutoProcessor.from_pretrained(folder, local_files_only=True)
+        )
+        model = load_part(
+            ROLE,
+            self.src,
+            "weights",
+            lambda: ClapModel.from_pretrained(folder, local_files_only=True, dtype=self.dtype),
+        )
+        self.model = model.to(self.device).eval()
+        fe = self.processor.feature_extractor
+        self.sample_rate = int(fe.sampling_rate)
+        self.window = int(fe.nb_max_samples)
+        self.dim = int(config.projection_dim)
+
+    @torch.inference_mode()
+    def audio_features(self, clips: list[np.ndarray]) -> torch.Tensor:
+        inputs = self.processor(audio=clips, sampling_rate=self.sample_rate, return_tensors="pt")
+        feats = inputs["input_features"].to(self.device, self.dtype)
+        is_longer = inputs.get("is_longer")
+        kwargs = {"is_longer": is_longer.to(self.device)} if is_longer is not None else {}
+        return pooled(self.model.get_audio_features(input_features=feats, **kwargs))
+
+    @torch.inference_mode()
+    def text_features(self, texts: list[str]) -> torch.Tensor:
+        inputs = self.processor(text=texts, return_tensors="pt", padding=True, truncation=True)
+        inputs = {k: v.to(self.device) for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
+        return pooled(self.model.get_text_features(**inputs))
+
+    def info(self, modality: str) -> EncoderInfo:
+        return EncoderInfo(
+            modality=modality,
+            model=self.src.name,
+            dim=self.dim,
+            version=ADAPTER_VERSION,
+            device=self.device,
+            extra={"family": "clap", "revision": self.src.revision, "sample_rate": str(self.sample_rate)},
+        )
+
+
+def split_windows(wave: np.ndarray, window: int, max_windows: int) -> list[np.ndarray]:
+    """Consecutive ``window``-sample pieces (the last may be shorter), at most ``max_windows`` spread evenly."""
+    if wave.size <= window:
+        return [wave]
+    starts = list(range(0, wave.size, window))
+    tail = wave.size - starts[-1]
+    # A scrap shorter than a quarter window adds noise, not content.
+    if tail < window // 4 and len(starts) > 1:
+        starts.pop()
+    if len(starts) > max_windows:
+        pick = np.linspace(0, len(starts) - 1, max_windows).round().astype(int)
+        starts = [starts[i] for i in pick]
+    return [wave[s : s + window] for s in starts]
+
+
+class ClapAudioEncoder:
+    """AudioEncoder over CLAP's audio tower; long clips are averaged over fixed windows."""
+
+    def __init__(self, source: str, device: str = "auto", batch_size: int = 8, max_windows: int = 6) -> None:
+        self._m = _ClapModel(source, device)
+        self.sample_rate = self._m.sample_rate
+        self.batch_size = max(1, int(batch_size))
+        self.max_windows = max(1, int(max_windows))
+        self.info = self._m.info("audio")
+
+    def encode_audio(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """Mono float32 waveforms at ``sample_rate`` -> (N, dim) float32 unit rows."""
+        waves = list(waveforms)
+        pieces: list[np.ndarray] = []
+        owner: list[int] = []
+        for i, w in enumerate(waves):
+            wave = check_waveform(w, f"waveforms[{i}]")
+            for piece in split_windows(wave, self._m.window, self.max_windows):
+                pieces.append(piece)
+                owner.append(i)
+        n = len(waves)
+        if not pieces:
+            return np.zeros((0, self.info.dim), dtype=np.float32)
+        rows = np.concatenate(
+            [to_unit_rows(self._m.audio_features(pieces[s])) for s in batches(len(pieces), self.batch_size)]
+        )
+        idx = np.asarray(owner)
+        return l2_normalize(np.stack([rows[idx == i].mean(axis=0) for i in range(n)]))
+
+    def text_tower(self) -> ClapTextTower:
+        """The text side of the same loaded model (no second copy in memory)."""
+        return ClapTextTower(self._m)
+
+
+class ClapTextTower:
+    """CrossModalTextTower: text into CLAP's sound space, for text-to-audio search."""
+
+    target_modality = "audio"
+
+    def __init__(self, model: _ClapModel, batch_size: int = 64) -> None:
+        self._m = model
+        self.batch_size = max(1, int(batch_size))
+        self.info = model.info("audio_text")
+
+    def encode_text(self, texts: Sequence[str], role: TextRole = "query") -> np.ndarray:
+        """Texts -> (N, dim) float32 unit rows in the audio encoder's space."""
+        check_role(role)
+        items = check_texts(texts)
+        if not items:
+            return np.zeros((0, self.info.dim), dtype=np.float32)
+        parts = [to_unit_rows(self._m.text_features(items[s])) for s in batches(len(items), self.batch_size)]
+        return np.concatenate(parts)
