@@ -1,0 +1,22 @@
+"""User events and comments: validated reading, an idempotent SQLite store, ingestion."""
+
+from mmrec.events.ingest import Analyzer, IngestReport, ingest
+from mmrec.events.reader import ReadResult, parse_timestamp, read_events
+from mmrec.events.records import EVENT_KINDS, CommentRecord, EventFileError, EventRecord, RowError
+from mmrec.events.store import EventStore, StoredComment
+
+__all__ = [
+    "EVENT_KINDS",
+    "Analyzer",
+    "CommentRecord",
+    "EventFileError",
+    "EventRecord",
+    "EventStore",
+    "IngestReport",
+    "ReadResult",
+    "RowError",
+    "StoredComment",
+    "ingest",
+    "parse_timestamp",
+    "read_events",
+]

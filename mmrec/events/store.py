@@ -1,0 +1,233 @@
+"""``events.sqlite`` in the library folder: events, analysed comments and user profiles.
+
+Its own SQLite file (WAL) so ingesting events never contends with the catalog writer. A UNIQUE
+constraint over each row's natural key makes re-ingesting a file a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from mmrec.events.records import CommentRecord, EventRecord
+
+FILENAME = "events.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    value REAL,
+    timestamp REAL NOT NULL,
+    UNIQUE (user_id, item_id, event, timestamp)
+);
+CREATE INDEX IF NOT EXISTS events_user ON events (user_id, timestamp);
+CREATE INDEX IF NOT EXISTS events_item ON events (item_id);
+CREATE TABLE IF NOT EXISTS comments (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    language TEXT,
+    sentiment REAL,
+    keywords TEXT,
+    analyzer TEXT,
+    UNIQUE (user_id, item_id, timestamp, text_hash)
+);
+CREATE INDEX IF NOT EXISTS comments_user ON comments (user_id, timestamp);
+CREATE TABLE IF NOT EXISTS profiles (
+    user_id TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+
+
+class Analysis(Protocol):
+    """The fields of ``encoders.comments.CommentAnalysis`` this store keeps (duck-typed: core layer)."""
+
+    language: str
+    sentiment: float
+    keywords: list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class StoredComment:
+    """A comment with its analysis, as read back from the store."""
+
+    record: CommentRecord
+    language: str | None
+    sentiment: float | None
+    keywords: list[tuple[str, float]]
+
+
+class EventStore:
+    """Thread-safe: one connection guarded by a lock (writes are short transactions)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+
+    @classmethod
+    def open(cls, library_path: str | Path, create: bool = True) -> EventStore:
+        folder = Path(library_path)
+        if not folder.is_dir():
+            if not create:
+                raise FileNotFoundError(f"{folder}: library folder not found")
+            folder.mkdir(parents=True, exist_ok=True)
+        return cls(folder / FILENAME)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add_events(self, events: Sequence[EventRecord]) -> list[EventRecord]:
+        """Insert in one transaction; returns the events that were new (duplicates are ignored)."""
+        added: list[EventRecord] = []
+        with self._lock, self._conn:
+            for e in events:
+                cur = self._conn.execute(
+                    "INSERT OR IGNORE INTO events (user_id, item_id, event, value, timestamp) VALUES (?,?,?,?,?)",
+                    (e.user_id, e.item_id, e.event, e.value, e.timestamp),
+                )
+                if cur.rowcount:
+                    added.append(e)
+        return added
+
+    def new_comments(self, comments: Sequence[CommentRecord]) -> list[CommentRecord]:
+        """The comments not stored yet, so re-ingesting skips analysing them again."""
+        with self._lock:
+            return [
+                c
+                for c in comments
+                if self._conn.execute(
+                    "SELECT 1 FROM comments WHERE user_id=? AND item_id=? AND timestamp=? AND text_hash=?",
+                    (c.user_id, c.item_id, c.timestamp, c.text_hash),
+                ).fetchone()
+                is None
+            ]
+
+    def add_comments(
+        self, comments: Sequence[CommentRecord], analyses: Sequence[Analysis], analyzer: str = ""
+    ) -> list[CommentRecord]:
+        """Insert comments with their analyses in one transaction; returns the new ones."""
+        added: list[CommentRecord] = []
+        with self._lock, self._conn:
+            for c, a in zip(comments, analyses, strict=True):
+                cur = self._conn.execute(
+                    "INSERT OR IGNORE INTO comments (user_id, item_id, text, text_hash, timestamp, language,"
+                    " sentiment, keywords, analyzer) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        c.user_id,
+                        c.item_id,
+                        c.text,
+                        c.text_hash,
+                        c.timestamp,
+                        a.language,
+                        float(a.sentiment),
+                        json.dumps([[k, float(w)] for k, w in a.keywords], ensure_ascii=False),
+                        analyzer,
+                    ),
+                )
+                if cur.rowcount:
+                    added.append(c)
+        return added
+
+    def events(self, user_id: str | None = None) -> list[EventRecord]:
+        """A user's events (or all), oldest first."""
+        sql = "SELECT user_id, item_id, event, value, timestamp FROM events"
+        args: tuple[Any, ...] = ()
+        if user_id is not None:
+            sql += " WHERE user_id=?"
+            args = (user_id,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY timestamp, id", args).fetchall()
+        return [EventRecord(*r) for r in rows]
+
+    def comments(self, user_id: str | None = None) -> list[StoredComment]:
+        sql = "SELECT user_id, item_id, text, timestamp, language, sentiment, keywords FROM comments"
+        args: tuple[Any, ...] = ()
+        if user_id is not None:
+            sql += " WHERE user_id=?"
+            args = (user_id,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY timestamp, id", args).fetchall()
+        return [
+            StoredComment(
+                record=CommentRecord(u, i, t, ts),
+                language=lang,
+                sentiment=s,
+                keywords=[(str(k), float(w)) for k, w in json.loads(kw or "[]")],
+            )
+            for u, i, t, ts, lang, s, kw in rows
+        ]
+
+    def users(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT user_id FROM events UNION SELECT user_id FROM comments UNION SELECT user_id FROM profiles"
+            ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                t: int(self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
+                for t in ("events", "comments", "profiles")
+            }
+
+    def iter_events(self, batch: int = 10000) -> Iterator[EventRecord]:
+        """All events in insertion order without holding them all (for building interaction matrices)."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT id, user_id, item_id, event, value, timestamp FROM events WHERE id>? ORDER BY id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            for r in rows:
+                yield EventRecord(*r[1:])
+
+    # Profiles are stored here too (one database per library); mmrec.profiles owns their encoding.
+    def put_profile_blob(self, user_id: str, data: bytes, updated: float) -> None:
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT INTO profiles (user_id, data, updated) VALUES (?,?,?) "
+                "ON CONFLICT(user_id) DO UPDATE SET data=excluded.data, updated=excluded.updated",
+                (user_id, data, updated),
+            )
+
+    def put_profile_blobs(self, rows: Iterable[tuple[str, bytes, float]]) -> None:
+        with self._lock, self._conn:
+            self._conn.executemany(
+                "INSERT INTO profiles (user_id, data, updated) VALUES (?,?,?) "
+                "ON CONFLICT(user_id) DO UPDATE SET data=excluded.data, updated=excluded.updated",
+                list(rows),
+            )
+
+    def get_profile_blob(self, user_id: str) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute("SELECT data FROM profiles WHERE user_id=?", (user_id,)).fetchone()
+        return None if row is None else bytes(row[0])
