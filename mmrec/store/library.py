@@ -215,35 +215,50 @@ class LibraryStore:
                     raise InvalidInputError(
                         rec.item_id, m, f"dimension {arr.shape[1]} differs from {dims[m]} in the same batch"
                     )
+        blocks: dict[str, tuple[np.ndarray, list[int]]] = {}
+        for m in dims:
+            parts, owners = [], []
+            for i, (_, rows, fused, _) in enumerate(prepared):
+                arr = fused if m == FUSED else rows.get(m)
+                if arr is not None:
+                    parts.append(arr)
+                    owners.append(i)
+            block = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            if not np.isfinite(block).all():
+                bad = next(i for i, a in zip(owners, parts, strict=True) if not np.isfinite(a).all())
+                field = "fused" if m == FUSED else f"vectors[{m}]"
+                raise InvalidInputError(prepared[bad][0].item_id, field, "contains NaN or infinity")
+            blocks[m] = (block, owners)
         with self._writing() as conn:
             placed: list[dict[str, tuple[int, int]]] = [{} for _ in prepared]
-            for m, dim in dims.items():
-                vf = self._file_for_write(m, dim, prepared[0][0].item_id)
-                blocks, owners = [], []
-                for i, (_, rows, fused, _) in enumerate(prepared):
-                    arr = fused if m == FUSED else rows.get(m)
-                    if arr is not None:
-                        blocks.append(arr)
-                        owners.append(i)
-                start = vf.append(np.concatenate(blocks) if len(blocks) > 1 else blocks[0])
-                for i, arr in zip(owners, blocks, strict=True):
-                    placed[i][m] = (start, arr.shape[0])
-                    start += arr.shape[0]
+            for m, (block, owners) in blocks.items():
+                vf = self._file_for_write(m, dims[m], prepared[0][0].item_id)
+                start = vf.append(block)
+                for i in owners:
+                    n = prepared[i][2].shape[0] if m == FUSED else prepared[i][1][m].shape[0]
+                    placed[i][m] = (start, n)
+                    start += n
             now = time.time()
-            keys: list[int] = []
             with self._transaction(conn):
                 seq = int(cat.get_meta(conn, "seq") or 0)
-                for (rec, _, _, weights), slots in zip(prepared, placed, strict=True):
+                rows_out = []
+                for rec, _, _, weights in prepared:
                     seq += 1
-                    key = _upsert_item(conn, rec, fusion_version, weights, seq, now)
-                    conn.execute("DELETE FROM slots WHERE key=?", (key,))
+                    rows_out.append((*cat.record_values(rec), fusion_version, dumps(weights), seq, now, now))
+                conn.executemany(_UPSERT, rows_out)  # in order: a later duplicate id wins
+                by_id = self._keys_for_ids(conn, [rec.item_id for rec, _, _, _ in prepared])
+                keys = [by_id[rec.item_id] for rec, _, _, _ in prepared]
+                last = {rec.item_id: i for i, (rec, _, _, _) in enumerate(prepared)}
+                conn.executemany("DELETE FROM slots WHERE key=?", [(k,) for k in by_id.values()])
+                conn.executemany(
+                    "INSERT INTO slots(key, modality, row_start, n_rows) VALUES (?, ?, ?, ?)",
+                    [(keys[i], m, s, n) for i in last.values() for m, (s, n) in placed[i].items()],
+                )
+                if conn.execute("SELECT 1 FROM failures LIMIT 1").fetchone():
                     conn.executemany(
-                        "INSERT INTO slots(key, modality, row_start, n_rows) VALUES (?, ?, ?, ?)",
-                        [(key, m, s, n) for m, (s, n) in slots.items()],
+                        "DELETE FROM failures WHERE path=?",
+                        [(rec.path,) for rec, _, _, _ in prepared if rec.path],
                     )
-                    if rec.path is not None:
-                        conn.execute("DELETE FROM failures WHERE path=?", (rec.path,))
-                    keys.append(key)
                 cat.set_meta(conn, "seq", str(seq))
         for item, key in zip(items, keys, strict=True):
             item.record.key = key
@@ -484,6 +499,17 @@ class LibraryStore:
         removed = sorted(set(deleted) | {int(k) for k, ok in changed if not ok})
         return np.asarray(upserted, dtype=np.int64), np.asarray(removed, dtype=np.int64), current
 
+    def _keys_for_ids(self, conn: sqlite3.Connection, item_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(item_ids))
+        for i in range(0, len(unique), cat.SQL_CHUNK):
+            part = unique[i : i + cat.SQL_CHUNK]
+            for item_id, key in conn.execute(
+                f"SELECT item_id, key FROM items WHERE item_id IN ({_marks(part)})", part
+            ):
+                found[item_id] = int(key)
+        return found
+
     def _existing_keys(self, conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
         found: set[int] = set()
         for part in cat.chunks(keys):
@@ -610,25 +636,14 @@ def _prepare(
     return rec, rows, fused, check_weights(rec.item_id, item.weights or {})
 
 
-def _upsert_item(
-    conn: sqlite3.Connection,
-    rec: ItemRecord,
-    fusion_version: str,
-    weights: dict[str, float],
-    seq: int,
-    now: float,
-) -> int:
-    """Insert or replace by item_id, keeping the key and created time; returns the key."""
-    conn.execute(
-        "INSERT INTO items(item_id, path, kind, content_hash, size, mtime, duration_s, title, description, tags, "
-        "metadata, status, error, fusion_version, weights, seq, created, updated) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(item_id) DO UPDATE SET path=excluded.path, kind=excluded.kind, "
-        "content_hash=excluded.content_hash, size=excluded.size, mtime=excluded.mtime, "
-        "duration_s=excluded.duration_s, title=excluded.title, description=excluded.description, "
-        "tags=excluded.tags, metadata=excluded.metadata, status=excluded.status, error=excluded.error, "
-        "fusion_version=excluded.fusion_version, weights=excluded.weights, seq=excluded.seq, "
-        "updated=excluded.updated",
-        (*cat.record_values(rec), fusion_version, dumps(weights), seq, now, now),
-    )
-    return int(conn.execute("SELECT key FROM items WHERE item_id=?", (rec.item_id,)).fetchone()[0])
+_UPSERT = (
+    "INSERT INTO items(item_id, path, kind, content_hash, size, mtime, duration_s, title, description, tags, "
+    "metadata, status, error, fusion_version, weights, seq, created, updated) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(item_id) DO UPDATE SET path=excluded.path, kind=excluded.kind, "
+    "content_hash=excluded.content_hash, size=excluded.size, mtime=excluded.mtime, "
+    "duration_s=excluded.duration_s, title=excluded.title, description=excluded.description, "
+    "tags=excluded.tags, metadata=excluded.metadata, status=excluded.status, error=excluded.error, "
+    "fusion_version=excluded.fusion_version, weights=excluded.weights, seq=excluded.seq, "
+    "updated=excluded.updated"
+)  # insert or replace by item_id, keeping the key and the created time

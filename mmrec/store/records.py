@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,7 +60,7 @@ def check_record(rec: ItemRecord) -> None:
 
 
 def as_rows(source: str, modality: str, value: np.ndarray) -> np.ndarray:
-    """A modality's vectors as a C-contiguous (n, d) float32 array of finite numbers."""
+    """A modality's vectors as a C-contiguous (n, d) float32 array."""
     if modality == FUSED:
         raise InvalidInputError(
             source, f"vectors[{modality}]", "'fused' is reserved; pass it as EncodedItem.fused"
@@ -71,9 +72,7 @@ def as_rows(source: str, modality: str, value: np.ndarray) -> np.ndarray:
         raise InvalidInputError(
             source, f"vectors[{modality}]", f"expected an (n, d) array, got shape {arr.shape}"
         )
-    if not np.isfinite(arr).all():
-        raise InvalidInputError(source, f"vectors[{modality}]", "contains NaN or infinity")
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(arr)  # finiteness is checked per batch (one pass) by the store
 
 
 def as_fused(source: str, value: np.ndarray | None) -> np.ndarray | None:
@@ -87,8 +86,6 @@ def as_fused(source: str, value: np.ndarray | None) -> np.ndarray | None:
         arr = arr[0]
     if arr.ndim != 1:
         raise InvalidInputError(source, "fused", f"expected a (D,) vector, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise InvalidInputError(source, "fused", "contains NaN or infinity")
     return np.ascontiguousarray(arr[None, :])
 
 
@@ -102,7 +99,7 @@ def check_weights(source: str, weights: dict[str, float]) -> dict[str, float]:
             value = float(w)
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(source, f"weights[{name}]", f"{w!r} is not a number") from exc
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             raise InvalidInputError(source, f"weights[{name}]", "is NaN or infinite")
         out[str(name)] = value
     return out
