@@ -68,7 +68,7 @@ def load_audio(
     with open_container(p) as container:
         for start, end in spans:
             samples = _decode_span(
-                p, container, start, end, sample_rate, whole=len(spans) == 1, warnings=warnings
+                p, container, start, end, sample_rate, whole=duration <= max_seconds, warnings=warnings
             )
             if len(samples):
                 pieces.append(samples)
