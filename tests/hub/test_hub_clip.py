@@ -77,7 +77,9 @@ def test_save_and_reload_gives_identical_vectors(
             shutil.copy(name, copy / name.name)
     again = ClipFrameEncoder(str(copy), device="cpu")
     np.testing.assert_array_equal(again.encode_frames(stamp_frames), encoder.encode_frames(stamp_frames))
-    np.testing.assert_array_equal(again.text_tower().encode_text(["cat"]), encoder.text_tower().encode_text(["cat"]))
+    np.testing.assert_array_equal(
+        again.text_tower().encode_text(["cat"]), encoder.text_tower().encode_text(["cat"])
+    )
     assert again.info.model == "resaved"
 
 

@@ -1,0 +1,87 @@
+"""Whisper adapter on tiny models whose decoder is rigged (see conftest.build_whisper), fed real speech."""
+
+from __future__ import annotations
+
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from encoders.base import SpeechRecognizer
+from encoders.hub.whisper import WhisperRecognizer, language_code
+
+
+def read_16k(path: Path) -> np.ndarray:
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    g = gcd(16000, rate)
+    return resample_poly(data.mean(axis=1), 16000 // g, rate // g).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def hello(speech_wav: Path) -> np.ndarray:
+    return read_16k(speech_wav)
+
+
+@pytest.fixture(scope="session")
+def rigged(whisper_de_dir: Path) -> WhisperRecognizer:
+    return WhisperRecognizer(str(whisper_de_dir), device="cpu")
+
+
+def test_language_token_parsing() -> None:
+    assert language_code("<|de|>") == "de"
+    assert language_code("<|haw|>") == "haw"
+    with pytest.raises(ValueError, match="not a Whisper language token"):
+        language_code("<|transcribe|>")
+
+
+def test_protocol_and_info(rigged: WhisperRecognizer, whisper_de_dir: Path) -> None:
+    assert isinstance(rigged, SpeechRecognizer)
+    assert rigged.sample_rate == 16000
+    assert rigged.info.dim == 0 and rigged.info.model == whisper_de_dir.name
+    assert rigged.info.extra["languages"] == "5"
+
+
+def test_detects_the_language_the_decoder_prefers(rigged: WhisperRecognizer, hello: np.ndarray) -> None:
+    code, prob, no_speech = rigged.detect_language(hello)
+    assert code == "de" and prob > 0.99
+    assert no_speech < 0.01
+
+
+def test_transcribes_in_detected_language(rigged: WhisperRecognizer, hello: np.ndarray) -> None:
+    out = rigged.transcribe(hello)
+    assert out.has_speech and out.language == "de" and out.language_probability > 0.99
+    # Special tokens are suppressed, so greedy decoding repeats the best text token ('h') to max_length.
+    assert out.text and set(out.text) == {"h"}
+
+
+def test_long_audio_is_cut_into_30s_windows(rigged: WhisperRecognizer, hello: np.ndarray) -> None:
+    long = np.tile(hello, int(np.ceil(65 * 16000 / hello.size)))[: 65 * 16000]
+    assert len(rigged._windows(long)) == 3
+    out = rigged.transcribe(long)
+    assert len(out.text.split(" ")) == 3  # one decoded piece per window
+
+
+def test_no_speech_token_means_no_speech(whisper_silence_dir: Path, hello: np.ndarray) -> None:
+    silent = WhisperRecognizer(str(whisper_silence_dir), device="cpu")
+    _, _, no_speech = silent.detect_language(hello)
+    assert no_speech > 0.9
+    out = silent.transcribe(hello)
+    assert not out.has_speech and out.language is None and out.text == ""
+
+
+def test_random_model_runs_end_to_end(whisper_random_dir: Path, hello: np.ndarray) -> None:
+    rec = WhisperRecognizer(str(whisper_random_dir), device="cpu")
+    code, prob, _ = rec.detect_language(hello)
+    assert code in {"en", "zh", "de", "es", "fr"} and 0.2 <= prob <= 1.0  # best of five is at least 1/5
+    out = rec.transcribe(hello)
+    assert isinstance(out.text, str) and (out.language is None or out.language == code)
+
+
+def test_bad_waveform(rigged: WhisperRecognizer) -> None:
+    with pytest.raises(ValueError, match="waveform.*mono"):
+        rigged.transcribe(np.zeros((2, 100), dtype=np.float32))
+    with pytest.raises(ValueError, match="waveform.*empty"):
+        rigged.transcribe(np.zeros(0, dtype=np.float32))
