@@ -267,8 +267,14 @@ class LibraryStore:
     def set_fused(
         self, keys: Sequence[int], fused: np.ndarray, weights: list[dict[str, float]], fusion_version: str
     ) -> None:
-        """Re-fuse without re-encoding: new fused rows, weights and version for existing keys."""
+        """Re-fuse without re-encoding: new fused rows, weights and version for existing keys.
+
+        A new fused dimension (another fusion checkpoint) rewrites ``fused.f32`` and so must cover
+        every item that has a fused vector, in one call.
+        """
         keys = [int(k) for k in keys]
+        if len(set(keys)) != len(keys):
+            raise InvalidInputError("set_fused", "keys", "contains duplicates")
         arr = np.ascontiguousarray(np.asarray(fused, dtype=np.float32))
         if arr.ndim != 2 or arr.shape[0] != len(keys):
             raise InvalidInputError("set_fused", "fused", f"expected shape ({len(keys)}, D), got {arr.shape}")
@@ -284,23 +290,69 @@ class LibraryStore:
             missing = [k for k in keys if k not in existing]
             if missing:
                 raise ItemNotFoundError(f"#{missing[0]}")
+            current = self._file(FUSED)
+            if current is not None and current.dim != arr.shape[1]:
+                self._rewrite_fused_new_dim(conn, current, keys, arr, clean, fusion_version)
+                return
             vf = self._file_for_write(FUSED, arr.shape[1], "set_fused")
             start = vf.append(arr)
             with self._transaction(conn):
-                seq = int(cat.get_meta(conn, "seq") or 0)
-                now = time.time()
-                for i, (k, w) in enumerate(zip(keys, clean, strict=True)):
-                    seq += 1
-                    conn.execute(
-                        "INSERT INTO slots(key, modality, row_start, n_rows) VALUES (?, ?, ?, 1) "
-                        "ON CONFLICT(modality, key) DO UPDATE SET row_start=excluded.row_start, n_rows=1",
-                        (k, FUSED, start + i),
-                    )
-                    conn.execute(
-                        "UPDATE items SET weights=?, fusion_version=?, seq=?, updated=? WHERE key=?",
-                        (dumps(w), fusion_version, seq, now, k),
-                    )
-                cat.set_meta(conn, "seq", str(seq))
+                self._write_fused_rows(conn, keys, start, clean, fusion_version)
+
+    def _write_fused_rows(
+        self,
+        conn: sqlite3.Connection,
+        keys: list[int],
+        start: int,
+        weights: list[dict[str, float]],
+        fusion_version: str,
+    ) -> None:
+        """Point keys at consecutive fused rows from ``start``; bump seq so indexes pick them up."""
+        seq = int(cat.get_meta(conn, "seq") or 0)
+        now = time.time()
+        conn.executemany(
+            "INSERT INTO slots(key, modality, row_start, n_rows) VALUES (?, ?, ?, 1) "
+            "ON CONFLICT(modality, key) DO UPDATE SET row_start=excluded.row_start, n_rows=1",
+            [(k, FUSED, start + i) for i, k in enumerate(keys)],
+        )
+        conn.executemany(
+            "UPDATE items SET weights=?, fusion_version=?, seq=?, updated=? WHERE key=?",
+            [
+                (dumps(w), fusion_version, seq + 1 + i, now, k)
+                for i, (k, w) in enumerate(zip(keys, weights, strict=True))
+            ],
+        )
+        cat.set_meta(conn, "seq", str(seq + len(keys)))
+
+    def _rewrite_fused_new_dim(
+        self,
+        conn: sqlite3.Connection,
+        vf: VectorFile,
+        keys: list[int],
+        arr: np.ndarray,
+        weights: list[dict[str, float]],
+        fusion_version: str,
+    ) -> None:
+        """Replace the whole fused file with vectors of a new dimension (crash-safe like compact)."""
+        have = {int(r[0]) for r in conn.execute("SELECT key FROM slots WHERE modality=?", (FUSED,))}
+        left_out = have - set(keys)
+        if left_out:
+            raise InvalidInputError(
+                "set_fused",
+                "fused",
+                f"dimension {arr.shape[1]} differs from the library's fused dimension {vf.dim}; a new "
+                f"dimension must re-fuse every item in one call ({len(left_out)} items were left out)",
+            )
+        tmp = vf.path.with_name(vf.path.name + ".compact")
+        with open(tmp, "wb") as fh:
+            fh.write(arr.tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        with self._transaction(conn):
+            conn.execute("DELETE FROM slots WHERE modality=?", (FUSED,))
+            self._write_fused_rows(conn, keys, 0, weights, fusion_version)
+            cat.set_meta(conn, _PENDING + FUSED, json.dumps({"dim": int(arr.shape[1])}))
+        self._swap_compacted(conn, FUSED, tmp, new_dim=int(arr.shape[1]))
 
     def record_failure(
         self, path: str, reason: str, size: int | None, mtime: float | None, content_hash: str | None
@@ -589,13 +641,24 @@ class LibraryStore:
                 result[m] = (before, vf.path.stat().st_size)
         return result
 
-    def _swap_compacted(self, conn: sqlite3.Connection, modality: str, tmp: Path) -> None:
-        """Second half of a compaction: the catalog already points at the new layout."""
+    def _swap_compacted(
+        self, conn: sqlite3.Connection, modality: str, tmp: Path, new_dim: int | None = None
+    ) -> None:
+        """Second half of a compaction (or dimension change): the catalog already points at the new layout.
+
+        Every step is idempotent, so recovery on open simply runs it again.
+        """
         target = self.vectors_dir / f"{modality}.f32"
+        if new_dim is not None:
+            write_json_atomic(
+                self.vectors_dir / f"{modality}.json",
+                {"dim": new_dim, "dtype": "float32", "modality": modality},
+            )
         if tmp.exists():
             os.replace(tmp, target)
             fsync_dir(self.vectors_dir)
-        vf = self._files.get(modality)
+        with self._files_lock:
+            vf = self._files.pop(modality, None)
         if vf is not None:
             vf.drop_map()
         with self._transaction(conn):
@@ -604,12 +667,11 @@ class LibraryStore:
     def _finish_compaction(self) -> None:
         """Recover from a compaction cut short: finish a committed swap, drop an uncommitted temp file."""
         conn = self._db
-        pending = [
-            r[0][len(_PENDING) :]
-            for r in conn.execute("SELECT name FROM meta WHERE name LIKE ?", (_PENDING + "%",))
-        ]
-        for m in pending:
-            self._swap_compacted(conn, m, self.vectors_dir / f"{m}.f32.compact")
+        pending = conn.execute("SELECT name, value FROM meta WHERE name LIKE ?", (_PENDING + "%",)).fetchall()
+        for name, value in pending:
+            m = name[len(_PENDING) :]
+            new_dim = json.loads(value).get("dim") if value.startswith("{") else None
+            self._swap_compacted(conn, m, self.vectors_dir / f"{m}.f32.compact", new_dim=new_dim)
         for stale in self.vectors_dir.glob("*.f32.compact"):
             stale.unlink()
 

@@ -29,8 +29,7 @@ class VectorFile:
         self.row_bytes = self.dim * ITEMSIZE
         self.path = folder / f"{modality}.f32"
         self._map_lock = threading.Lock()
-        self._map: np.memmap | None = None
-        self._map_id: tuple[int, int] = (-1, -1)
+        self._map: tuple[np.memmap, int, int] | None = None  # (map, inode, rows)
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -84,12 +83,15 @@ class VectorFile:
 
     # ------------------------------------------------------------------ reading
     def _mapped(self, need_rows: int) -> np.memmap:
-        """A read-only memmap covering at least ``need_rows`` rows, remapped when the file grew or was replaced."""
+        """A read-only memmap covering at least ``need_rows`` rows; remapped when the file grew or was replaced.
+
+        The cache is one tuple swapped in one assignment, so reader threads never pair a map with
+        another map's size.
+        """
         st = os.stat(self.path)
-        ident = (st.st_ino, st.st_size)
-        current = self._map
-        if current is not None and self._map_id == ident:
-            return current
+        cached = self._map
+        if cached is not None and cached[1] == st.st_ino and cached[2] >= need_rows:
+            return cached[0]
         with self._map_lock:
             rows = st.st_size // self.row_bytes
             if rows < need_rows:
@@ -100,7 +102,7 @@ class VectorFile:
                 mm = np.zeros((0, self.dim), dtype=np.float32).view(np.memmap)
             else:
                 mm = np.memmap(self.path, dtype=np.float32, mode="r", shape=(rows, self.dim))
-            self._map, self._map_id = mm, ident
+            self._map = (mm, st.st_ino, rows)
             return mm
 
     def read(self, row_start: int, n_rows: int) -> np.ndarray:
@@ -146,7 +148,7 @@ class VectorFile:
     def drop_map(self) -> None:
         """Forget the cached mapping (after a compaction replaced the file)."""
         with self._map_lock:
-            self._map, self._map_id = None, (-1, -1)
+            self._map = None
 
 
 def rewrite_live_rows(

@@ -169,3 +169,30 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         conn.execute("UPDATE meta SET value='99' WHERE name='schema_version'")
     with pytest.raises(LibraryError, match="newer mmrec .*schema 99"):
         LibraryStore.open(tmp_path / "lib")
+
+
+def test_set_fused_with_a_new_dimension_rewrites_every_item(tmp_path: Path, make_items) -> None:
+    items = make_items(8)
+    with LibraryStore.open(tmp_path / "lib") as store:
+        keys = store.commit_items(items, "v0")
+        frames_before = store.vectors("frames", keys)
+        new = np.random.default_rng(3).standard_normal((len(keys), 20)).astype(np.float32)
+        with pytest.raises(InvalidInputError, match="every item"):
+            store.set_fused(keys[1:], new[1:], [{}] * (len(keys) - 1), "trained-20d")
+        store.set_fused(keys[::-1], new[::-1], [{"text": 1.0}] * len(keys), "trained-20d")
+        np.testing.assert_array_equal(store.fused(keys), new)
+        assert store.stats()["modalities"]["fused"] == {
+            "dim": 20,
+            "items": len(keys),
+            "live_rows": len(keys),
+            "file_rows": len(keys),
+        }
+    with LibraryStore.open(tmp_path / "lib") as store:
+        np.testing.assert_array_equal(store.fused(keys), new)
+        for a, b in zip(frames_before, store.vectors("frames", keys), strict=True):
+            np.testing.assert_array_equal(a, b)
+        old_dim = make_items(9)[0]
+        with pytest.raises(InvalidInputError, match="dimension 48 differs"):
+            store.commit_items([old_dim], "v0")
+        old_dim.fused = new[0]
+        assert store.commit_items([old_dim], "trained-20d") == [keys[0]]
