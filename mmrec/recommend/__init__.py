@@ -1,0 +1,1 @@
+"""Recommendation models: collaborative filtering, the hybrid scorer, and (separately) the live recommender."""
