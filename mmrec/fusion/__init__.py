@@ -1,0 +1,17 @@
+"""Attention fusion of per-modality vectors into one interpretable unit vector per item."""
+
+from mmrec.fusion.batching import FusionInputError
+from mmrec.fusion.fusion import DEFAULT_VERSION, Fusion, pick_device
+from mmrec.fusion.model import MODALITIES, AttentionFusion, ordered_modalities
+from mmrec.fusion.training import train_fusion
+
+__all__ = [
+    "DEFAULT_VERSION",
+    "MODALITIES",
+    "AttentionFusion",
+    "Fusion",
+    "FusionInputError",
+    "ordered_modalities",
+    "pick_device",
+    "train_fusion",
+]
