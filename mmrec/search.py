@@ -1,8 +1,8 @@
-"""Query the fused index: filters, over-fetching, and per-modality score contributions.
+"""Query the fused index: filters, exclusions, and per-modality score contributions.
 
 A fused vector is a block-wise concatenation (one block per modality), so the inner product
-between a query and an item splits exactly into per-block dot products. Those parts are the
-``contributions`` shown with every result: they say which modality made an item match.
+between a query and an item splits exactly into per-block dot products (``Fusion.contributions``).
+Those parts are shown with every result: they say which modality made an item match.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from mmrec.store import ItemRecord, LibraryStore
-
-MODALITY_ORDER = ("frames", "audio", "speech", "text", "tags", "vtags")
 
 
 class SearchableIndex(Protocol):
@@ -68,23 +66,6 @@ class SearchResponse:
         return {"query": self.query, "results": [r.to_dict() for r in self.results]}
 
 
-def block_slices(dims: dict[str, int]) -> dict[str, slice]:
-    """Where each modality's block sits inside a fused vector (fusion's fixed modality order)."""
-    slices: dict[str, slice] = {}
-    start = 0
-    for modality in MODALITY_ORDER:
-        if modality in dims:
-            slices[modality] = slice(start, start + dims[modality])
-            start += dims[modality]
-    return slices
-
-
-def contributions(query: np.ndarray, item: np.ndarray, slices: dict[str, slice]) -> dict[str, float]:
-    """Per-modality parts of the inner product; they sum to the score. Zero parts are dropped."""
-    parts = {m: float(np.dot(query[s], item[s])) for m, s in slices.items()}
-    return {m: round(v, 6) for m, v in parts.items() if abs(v) > 1e-9}
-
-
 def allowed_keys(store: LibraryStore, filters: SearchFilters) -> np.ndarray | None:
     """Keys passing the filters, or None when no filter is set (search everything)."""
     if not filters.active():
@@ -96,7 +77,7 @@ def allowed_keys(store: LibraryStore, filters: SearchFilters) -> np.ndarray | No
 def search_vector(
     store: LibraryStore,
     index: SearchableIndex,
-    slices: dict[str, slice],
+    fusion: Any,
     query: np.ndarray,
     k: int,
     filters: SearchFilters | None = None,
@@ -110,8 +91,14 @@ def search_vector(
     if allowed is not None and allowed.size == 0:
         return []
     excluded = set(int(x) for x in exclude_keys)
-    scores, keys = index.search(query.reshape(1, -1).astype(np.float32), k + len(excluded), allowed_keys=allowed)
-    pairs = [(float(s), int(key)) for s, key in zip(scores[0], keys[0]) if key >= 0 and int(key) not in excluded]
+    scores, keys = index.search(
+        query.reshape(1, -1).astype(np.float32), k + len(excluded), allowed_keys=allowed
+    )
+    pairs = [
+        (float(s), int(key))
+        for s, key in zip(scores[0], keys[0], strict=True)
+        if key >= 0 and int(key) not in excluded
+    ]
     pairs = pairs[:k]
     if not pairs:
         return []
@@ -119,8 +106,9 @@ def search_vector(
     records = store.get_by_keys(hit_keys)
     fused = store.fused(hit_keys)
     weights = store.attention(hit_keys)
+    parts = fusion.contributions(query, fused)
     hits: list[SearchHit] = []
-    for (score, _key), record, vec, attention in zip(pairs, records, fused, weights):
+    for (score, _key), record, part, attention in zip(pairs, records, parts, weights, strict=True):
         if record is None:  # removed between the index search and this read
             continue
         hits.append(
@@ -130,7 +118,7 @@ def search_vector(
                 title=record.title,
                 kind=record.kind,
                 score=round(score, 6),
-                contributions=contributions(query, vec, slices),
+                contributions={m: round(v, 6) for m, v in part.items()},
                 attention={m: round(float(w), 4) for m, w in attention.items()},
             )
         )

@@ -1,0 +1,183 @@
+"""``mmrec.Library``: the public Python API over one library folder.
+
+The CLI and the future HTTP server are thin layers over this class. It is safe to share between
+threads: heavy parts (models, fusion, index) load once on first use under a lock, the store keeps
+one SQLite connection per thread, and the index serialises its own writes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from mmrec.errors import ItemNotFoundError, MmrecError
+from mmrec.search import SearchFilters, SearchResponse, search_vector
+from mmrec.store import LibraryStore
+
+T = TypeVar("T")
+
+TEXT_BLOCKS = ("text", "tags", "vtags", "speech")
+
+
+class Library:
+    """A media library: encode folders into it, then query it by item, file or text."""
+
+    def __init__(
+        self,
+        path: str | Path = "mmrec-library",
+        models: str | None = None,
+        device: str = "auto",
+        create: bool = True,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.device = device
+        self.store = LibraryStore.open(self.path, create=create)
+        self._models_spec = models
+        self._lock = threading.RLock()
+        self._cache: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- lazy parts
+    def _once(self, name: str, build: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._cache:
+                self._cache[name] = build()
+            return self._cache[name]
+
+    @property
+    def models_profile(self) -> str:
+        """The model profile this library is read with: explicit, else the one it was built with."""
+        return self._models_spec or str(self.store.manifest().get("models_profile") or "bundled")
+
+    @property
+    def models(self) -> Any:
+        def build() -> Any:
+            from encoders.registry import load_models
+
+            return load_models(self.models_profile, device=self.device)
+
+        return self._once("models", build)
+
+    @property
+    def fusion(self) -> Any:
+        def build() -> Any:
+            from pipelines.fusion_select import library_fusion
+
+            return library_fusion(self.store, self.models, self.device)
+
+        return self._once("fusion", build)
+
+    @property
+    def index(self) -> Any:
+        def build() -> Any:
+            from mmrec.index.library_index import LibraryIndex
+
+            index = LibraryIndex.open(self.store)
+            index.sync()
+            return index
+
+        return self._once("index", build)
+
+    def _forget(self, *names: str) -> None:
+        with self._lock:
+            for name in names:
+                self._cache.pop(name, None)
+
+    # ----------------------------------------------------------------- writing
+    def encode(self, media_dir: str | Path, **options: Any) -> Any:
+        """Encode new and changed files under ``media_dir`` (see ``pipelines.encode_job.run_encode``)."""
+        from pipelines.encode_job import run_encode
+
+        summary = run_encode(media_dir, self.path, models=self.models, device=self.device, **options)
+        self.store.update_manifest(models_profile=self.models_profile)
+        self._forget("index")
+        return summary
+
+    def reindex(self, factory: str | None = None) -> dict[str, Any]:
+        """Rebuild the FAISS index from stored fused vectors (optionally as a given factory string)."""
+        from mmrec.index.library_index import LibraryIndex
+
+        with self._lock:
+            index = LibraryIndex.open(self.store)
+            index.rebuild(factory=factory)
+            index.save()
+            self._cache["index"] = index
+            return index.describe()
+
+    # ----------------------------------------------------------------- reading
+    def info(self) -> dict[str, Any]:
+        """Counts, failures, models, fusion and index: what ``mmrec info`` prints."""
+        stats = self.store.stats()
+        manifest = self.store.manifest()
+        info: dict[str, Any] = {"library": str(self.path), **stats}
+        info["models_profile"] = manifest.get("models_profile")
+        info["fusion_version"] = manifest.get("fusion_version", "default")
+        index_dir = self.path / "index"
+        info["index"] = self.index.describe() if index_dir.exists() else None
+        return info
+
+    def failures(self) -> list[dict[str, Any]]:
+        return [{"path": p, "reason": r, "time": t} for p, r, t in self.store.failures()]
+
+    def search(self, text: str, k: int = 10, filters: SearchFilters | None = None) -> SearchResponse:
+        """Text -> items: the query reaches titles, descriptions, tags, transcripts and visual tags,
+        and the frame/audio spaces too when the models have text towers (CLIP/SigLIP, CLAP)."""
+        text = text.strip()
+        if not text:
+            raise MmrecError("search: the query text is empty")
+        query = self.fusion.query_vector(self.text_query_blocks(text))
+        hits = search_vector(self.store, self.index, self.fusion, query, k, filters)
+        return SearchResponse(query={"text": text}, results=hits)
+
+    def text_query_blocks(self, text: str) -> dict[str, np.ndarray]:
+        """Per-block query vectors for a text query, for every block the library's fusion has."""
+        models = self.models
+        dims = self.fusion.dims
+        blocks: dict[str, np.ndarray] = {}
+        q = models.text.encode_text([text], role="query")[0]
+        for m in TEXT_BLOCKS:
+            if m in dims:
+                blocks[m] = q
+        if models.frame_text is not None and "frames" in dims:
+            blocks["frames"] = models.frame_text.encode_text([text], role="query")[0]
+        if models.audio_text is not None and "audio" in dims:
+            blocks["audio"] = models.audio_text.encode_text([text], role="query")[0]
+        return blocks
+
+    def similar(self, query: str | Path, k: int = 10, filters: SearchFilters | None = None) -> SearchResponse:
+        """Item -> items. ``query`` is an item id, the path of a library file, or any media file
+        (encoded on the fly with the library's models and fusion)."""
+        record = self.store.get(str(query))
+        if record is None:
+            path = Path(query).expanduser()
+            if path.exists():
+                record = self.store.find_by_path(str(path.resolve()))
+                if record is None or record.status != "ok":
+                    return self._similar_to_file(path, k, filters)
+            else:
+                raise ItemNotFoundError(str(query))
+        if record.key is None or record.status != "ok":
+            raise ItemNotFoundError(str(query))
+        vec = self.store.fused([record.key])[0]
+        hits = search_vector(self.store, self.index, self.fusion, vec, k, filters, exclude_keys=[record.key])
+        return SearchResponse(query={"item_id": record.item_id, "path": record.path}, results=hits)
+
+    def _similar_to_file(self, path: Path, k: int, filters: SearchFilters | None) -> SearchResponse:
+        from pipelines.query import encode_file_for_query
+
+        fused, _vectors, metadata = encode_file_for_query(path, self.models, self.fusion)
+        hits = search_vector(self.store, self.index, self.fusion, fused, k, filters)
+        query = {"path": str(path), "encoded_on_the_fly": True, "kind": metadata.get("kind")}
+        return SearchResponse(query=query, results=hits)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,126 @@
+"""``mmrec inspect PATH``: what mmrec understands of one media file.
+
+It runs the same stages as the batch encoder (guarded decode, batched encoders) on a batch of
+one, then shows the probe, the sampled frame times, the visual tags, the transcript and its
+language, and each modality's vector with the model that produced it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mmrec.cli.common import device_option, json_option, models_option, print_json
+
+console = Console()
+
+
+def inspect_file(path: Path, models: Any, frame_count: int = 16, timeout_s: float = 300.0) -> dict[str, Any]:
+    """Decode and encode one file; returns a JSON-ready report."""
+    from encoders.media import run_guarded
+    from pipelines.decode import DecodeTask, decode_task, spec_for_models
+    from pipelines.discover import ItemMeta
+    from pipelines.item_encoder import EncodeInput, encode_batch
+
+    audio_rate = models.audio.sample_rate if models.audio is not None else None
+    speech_rate = models.speech.sample_rate if models.speech is not None else None
+    task = DecodeTask(path=str(path.resolve()), spec=spec_for_models(audio_rate, speech_rate, frame_count))
+    media = run_guarded(decode_task, task, timeout_s=timeout_s).media
+    (encoded,) = encode_batch([EncodeInput(meta=ItemMeta(), media=media)], models)
+
+    described = models.describe()
+    role_of = {
+        "frames": "frames",
+        "audio": "audio",
+        "speech": "text",
+        "text": "text",
+        "tags": "text",
+        "vtags": "text",
+    }
+    vectors = {}
+    for modality, arr in encoded.vectors.items():
+        info = described.get(role_of.get(modality, modality), {})
+        vectors[modality] = {
+            "rows": int(arr.shape[0]),
+            "dim": int(arr.shape[1]),
+            "model": info.get("model"),
+            "norm": round(float(np.linalg.norm(arr[0])), 4),
+        }
+    frames = media.frames
+    audio = {
+        str(rate): {"seconds": round(clip.duration_s, 3), "windows": clip.windows}
+        for rate, clip in media.audio.items()
+    }
+    return {
+        "path": str(path),
+        "probe": media.info.to_dict(),
+        "frames": None
+        if frames is None
+        else {
+            "reader": frames.reader,
+            "count": len(frames.frames),
+            "times_s": [round(float(t), 3) for t in frames.times_s],
+        },
+        "audio": audio,
+        "visual_tags": encoded.metadata.get("visual_tags", []),
+        "has_speech": encoded.metadata.get("has_speech"),
+        "transcript": encoded.metadata.get("transcript"),
+        "language": encoded.metadata.get("language"),
+        "language_probability": encoded.metadata.get("language_probability"),
+        "vectors": vectors,
+        "warnings": list(media.warnings),
+    }
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    probe = report["probe"]
+    console.print(f"[bold]{report['path']}[/bold]")
+    console.print(
+        f"  kind {probe['kind']} · container {probe['container']} · {probe['duration_s']:.2f} s · "
+        f"codecs {', '.join(probe['codecs'])}"
+    )
+    if probe.get("has_video"):
+        console.print(
+            f"  video {probe['width']}x{probe['height']} @ {probe['fps']} fps, rotation {probe['rotation']}"
+        )
+    if probe.get("has_audio"):
+        console.print(f"  audio {probe['sample_rate']} Hz, {probe['channels']} channel(s)")
+    if report["frames"]:
+        times = ", ".join(f"{t:.2f}" for t in report["frames"]["times_s"])
+        console.print(f"  frames ({report['frames']['count']}, {report['frames']['reader']}): {times}")
+    if report["visual_tags"]:
+        console.print("  visual tags: " + ", ".join(f"{lbl} ({s:.2f})" for lbl, s in report["visual_tags"]))
+    if report["has_speech"] is not None:
+        if report["has_speech"]:
+            lang = escape(f"[{report['language']} p={report['language_probability']}]")
+            console.print(f"  transcript {lang}: {escape(str(report['transcript']))}")
+        else:
+            console.print("  transcript: no speech detected")
+    table = Table(title="vectors")
+    for col in ("modality", "rows", "dim", "model", "norm"):
+        table.add_column(col)
+    for modality, v in report["vectors"].items():
+        table.add_row(modality, str(v["rows"]), str(v["dim"]), str(v["model"]), str(v["norm"]))
+    console.print(table)
+    for warning in report["warnings"]:
+        console.print(f"  [yellow]warning[/yellow] {warning}")
+
+
+@click.command("inspect")
+@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@models_option
+@device_option
+@json_option
+@click.option("--frames", "frame_count", type=click.IntRange(1, 256), default=16, show_default=True)
+def inspect(path: Path, models: str, device: str, as_json: bool, frame_count: int) -> None:
+    """Show what mmrec understands of one media file."""
+    from encoders.registry import load_models
+
+    report = inspect_file(path, load_models(models, device=device), frame_count=frame_count)
+    print_json(report) if as_json else _print_report(report)

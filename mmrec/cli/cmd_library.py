@@ -1,0 +1,122 @@
+"""``mmrec info``, ``search``, ``similar`` and ``reindex``: reading and maintaining a library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mmrec.cli.common import device_option, json_option, library_option, print_json
+from mmrec.search import SearchFilters, SearchResponse
+
+console = Console()
+
+
+def _open(library: Path, device: str = "auto", models: str | None = None) -> Any:
+    from mmrec.api import Library
+
+    return Library(library, models=models, device=device, create=False)
+
+
+def filter_options(func: Any) -> Any:
+    """``--kind``, ``--min-duration`` and ``--tag`` narrow any query."""
+    func = click.option("--tag", default=None, help="Only items carrying this tag.")(func)
+    func = click.option(
+        "--min-duration", type=float, default=None, help="Only items at least this long (s)."
+    )(func)
+    func = click.option(
+        "--kind", type=click.Choice(["video", "audio", "image", "text"]), default=None, help="Only this kind."
+    )(func)
+    return click.option(
+        "-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Results."
+    )(func)
+
+
+def _print_results(response: SearchResponse) -> None:
+    table = Table(show_lines=False, title=f"query: {response.query}")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("item")
+    table.add_column("kind")
+    table.add_column("title")
+    table.add_column("why (per-modality contribution)")
+    for rank, hit in enumerate(response.results, 1):
+        parts = sorted(hit.contributions.items(), key=lambda kv: -kv[1])
+        why = ", ".join(f"{m} {v:.2f}" for m, v in parts[:3])
+        table.add_row(str(rank), f"{hit.score:.3f}", hit.item_id, hit.kind, hit.title[:50], why)
+    console.print(table)
+    if not response.results:
+        console.print("no results (is the library empty, or are the filters too narrow?)")
+
+
+@click.command("info")
+@library_option
+@json_option
+@click.option("--failures", is_flag=True, help="List every failed file with its reason.")
+def info(library: Path, as_json: bool, failures: bool) -> None:
+    """Counts, failures, models, fusion and index of a library."""
+    lib = _open(library)
+    data = lib.info()
+    if failures:
+        data["failures"] = lib.failures()
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"[bold]library[/bold] {data['library']}")
+    for key, value in data.items():
+        if key in ("library", "failures", "manifest"):
+            continue
+        console.print(f"  {key}: {value}")
+    if failures:
+        table = Table(title=f"{len(data['failures'])} failed files")
+        table.add_column("file")
+        table.add_column("reason")
+        for row in data["failures"]:
+            table.add_row(row["path"], row["reason"])
+        console.print(table)
+
+
+@click.command("search")
+@click.argument("text")
+@filter_options
+@library_option
+@device_option
+@json_option
+def search(
+    text: str, k: int, kind: str | None, min_duration: float | None, tag: str | None,
+    library: Path, device: str, as_json: bool,
+) -> None:  # fmt: skip
+    """Find items matching TEXT (English or Chinese): titles, descriptions, tags, transcripts, visual tags."""
+    response = _open(library, device).search(text, k=k, filters=SearchFilters(kind, min_duration, tag))
+    print_json(response.to_dict()) if as_json else _print_results(response)
+
+
+@click.command("similar")
+@click.argument("query")
+@filter_options
+@library_option
+@device_option
+@json_option
+def similar(
+    query: str, k: int, kind: str | None, min_duration: float | None, tag: str | None,
+    library: Path, device: str, as_json: bool,
+) -> None:  # fmt: skip
+    """Items similar to QUERY: an item id, a library file, or any media file (encoded on the fly)."""
+    response = _open(library, device).similar(query, k=k, filters=SearchFilters(kind, min_duration, tag))
+    print_json(response.to_dict()) if as_json else _print_results(response)
+
+
+@click.command("reindex")
+@library_option
+@json_option
+@click.option("--factory", default=None, help='FAISS factory string, e.g. "HNSW32,Flat"; default: automatic.')
+def reindex(library: Path, as_json: bool, factory: str | None) -> None:
+    """Rebuild the FAISS index from the stored fused vectors."""
+    described = _open(library).reindex(factory=factory)
+    if as_json:
+        print_json(described)
+    else:
+        console.print(f"index rebuilt: {described}")
