@@ -92,7 +92,10 @@ def test_filtered_search_returns_only_allowed(factory: str) -> None:
         assert set(real.tolist()) <= set(allowed.tolist())
         if factory != "IVF16,Flat":  # IVF probes a subset of lists; graph/flat should be exact enough
             truth = brute_top(vecs[np.isin(ids, allowed)], allowed, q, min(10, len(allowed)))
-            assert np.mean([len(set(a) & set(b)) for a, b in zip(got, truth, strict=True)]) >= 0.9 * truth.shape[1]
+            assert (
+                np.mean([len(set(a) & set(b)) for a, b in zip(got, truth, strict=True)])
+                >= 0.9 * truth.shape[1]
+            )
     scores, got = index.search(q, 10, allowed=ids[:3])
     assert (got[:, 3:] == -1).all() and np.isneginf(scores[:, 3:]).all()
 

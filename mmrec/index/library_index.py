@@ -1,0 +1,171 @@
+"""The FAISS index of a library's fused vectors, kept in step with the store through its change log.
+
+The index folder's meta records the store sequence number it reflects. ``open`` loads the folder and
+calls :meth:`LibraryIndex.sync`, which applies ``store.changes_since(seq)``; so a crash between a store
+commit and the index save is repaired on the next open without a rebuild.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mmrec.index.choice import DEFAULT_EXACT_THRESHOLD
+from mmrec.index.vector_index import VectorIndex, VectorIndexError
+
+INDEX_FOLDER = "index"
+_CHUNK = 65_536
+
+
+class FusedSource(Protocol):
+    """The part of ``mmrec.store.LibraryStore`` the index needs."""
+
+    path: Path
+
+    def fused(self, keys: Sequence[int]) -> np.ndarray: ...
+
+    def iter_fused(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+    def changes_since(self, seq: int) -> tuple[np.ndarray, np.ndarray, int]: ...
+
+
+class LibraryIndex:
+    """A :class:`VectorIndex` bound to a library store; ids are the store's int64 item keys."""
+
+    def __init__(
+        self,
+        store: FusedSource,
+        index: VectorIndex | None,
+        factory: str | None = None,
+        use_gpu: bool | None = None,
+        exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
+    ) -> None:
+        self.store = store
+        self.folder = Path(store.path) / INDEX_FOLDER
+        self.index = index
+        self.factory = factory
+        self.use_gpu = use_gpu
+        self.exact_threshold = exact_threshold
+        self._write = threading.Lock()
+        self._seq = int(index.meta.get("seq", 0)) if index is not None else 0
+
+    @classmethod
+    def open(
+        cls,
+        store: FusedSource,
+        factory: str | None = None,
+        use_gpu: bool | None = None,
+        exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
+    ) -> LibraryIndex:
+        """Load ``index/`` and catch up with the store, or build it when missing, unreadable or of another factory."""
+        folder = Path(store.path) / INDEX_FOLDER
+        index: VectorIndex | None = None
+        if folder.exists() or folder.with_name(folder.name + ".previous").exists():
+            try:
+                index = VectorIndex.load(folder, use_gpu=use_gpu)
+            except VectorIndexError:
+                index = None  # unreadable: rebuilt below from the store, which is the source of truth
+        if index is not None:
+            factory = factory or index.meta.get("factory_override")
+            if factory and index.factory != factory:
+                index = None
+        out = cls(store, index, factory, use_gpu, exact_threshold)
+        if index is None:
+            out.rebuild(factory)
+        else:
+            out.sync()
+        return out
+
+    @property
+    def seq(self) -> int:
+        """The store sequence number the index reflects."""
+        return self._seq
+
+    def __len__(self) -> int:
+        return 0 if self.index is None else len(self.index)
+
+    def sync(self) -> dict[str, int]:
+        """Apply the store's changes since :attr:`seq` (upserts, then removals) and save if anything changed."""
+        with self._write:
+            upserted, removed, seq = self.store.changes_since(self._seq)
+            if self.index is None:
+                if not len(upserted):
+                    self._seq = seq
+                    return {"upserted": 0, "removed": 0, "seq": seq}
+                return self._rebuild(self.factory)
+            if seq == self._seq and not len(upserted) and not len(removed):
+                return {"upserted": 0, "removed": 0, "seq": seq}
+            n_removed = self.index.remove(removed) if len(removed) else 0
+            for start in range(0, len(upserted), _CHUNK):
+                keys = upserted[start : start + _CHUNK]
+                vecs = self.store.fused(keys)
+                if vecs.shape[1] != self.index.dim:  # the library was re-fused with another dimension
+                    return self._rebuild(self.factory)
+                self.index.upsert(keys, vecs)
+            self._seq = seq
+            self._save()
+            return {"upserted": len(upserted), "removed": n_removed, "seq": seq}
+
+    def rebuild(self, factory: str | None = None) -> dict[str, int]:
+        """Build a fresh index from every fused vector in the store (what ``mmrec reindex`` runs)."""
+        with self._write:
+            return self._rebuild(factory or self.factory)
+
+    def _rebuild(self, factory: str | None) -> dict[str, int]:
+        everything, _, seq = self.store.changes_since(0)  # the current seq, and a size estimate
+        index: VectorIndex | None = None
+        for keys, vecs in self.store.iter_fused(_CHUNK):
+            if index is None:
+                index = VectorIndex.create(
+                    vecs.shape[1],
+                    expected_size=max(len(everything), len(keys)),
+                    factory=factory,
+                    use_gpu=self.use_gpu,
+                    exact_threshold=self.exact_threshold,
+                )
+            index.add(keys, vecs)
+        self.factory = factory
+        self.index = index
+        self._seq = seq
+        if index is None:  # empty library: nothing to save until the first item arrives
+            return {"upserted": 0, "removed": 0, "seq": seq}
+        self._save()
+        # items committed while we were building carry a newer seq: apply them now
+        upserted, removed, new_seq = self.store.changes_since(seq)
+        if len(upserted) or len(removed):
+            index.remove(removed)
+            index.upsert(upserted, self.store.fused(upserted))
+            self._seq = new_seq
+            self._save()
+        return {"upserted": len(index), "removed": 0, "seq": self._seq}
+
+    def _save(self) -> None:
+        assert self.index is not None
+        self.index.meta["seq"] = self._seq
+        if self.factory:
+            self.index.meta["factory_override"] = self.factory
+        else:
+            self.index.meta.pop("factory_override", None)
+        self.index.save(self.folder)
+
+    def search(
+        self, query_vecs: np.ndarray, k: int, allowed_keys: np.ndarray | Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k item keys per query (padding: key -1, score -inf); ``allowed_keys`` restricts the candidates."""
+        q = np.atleast_2d(np.asarray(query_vecs, dtype=np.float32))
+        if self.index is None:
+            return np.full((q.shape[0], k), -np.inf, dtype=np.float32), np.full(
+                (q.shape[0], k), -1, dtype=np.int64
+            )
+        allowed = None if allowed_keys is None else np.asarray(allowed_keys, dtype=np.int64)
+        return self.index.search(q, k, allowed=allowed)
+
+    def describe(self) -> dict[str, Any]:
+        """The index description plus the store sequence it reflects and where it lives."""
+        base: dict[str, Any] = {"factory": None, "ntotal": 0} if self.index is None else self.index.describe()
+        base.update(seq=self._seq, folder=str(self.folder))
+        return base
