@@ -22,6 +22,9 @@ _LATIN_MARKERS: dict[str, frozenset[str]] = {
     "nl": frozenset(["de", "het", "een", "en", "is", "niet", "ik", "dat", "met", "zeer", "van", "voor", "maar"]),
 }
 
+# English words that are also function words elsewhere ("as", "no", "de" in names): never count against English.
+_ENGLISH_EXTRA = frozenset(["as", "no", "so", "be", "in", "on", "at", "that", "like", "de", "an", "am", "me", "super"])
+
 # Unicode name prefixes of non-Latin scripts that map to one language well enough.
 _SCRIPT_LANG: list[tuple[str, str]] = [
     ("HANGUL", "ko"),
@@ -78,10 +81,11 @@ def detect_language(text: str) -> str:
 
 
 def _latin_language(text: str) -> str:
-    words = [w.lower() for w in _WORD.findall(text)]
-    best, best_hits = "en", 0
-    for lang, markers in _LATIN_MARKERS.items():
-        hits = sum(w in markers for w in words)
-        if hits > best_hits:
-            best, best_hits = lang, hits
-    return best
+    """English unless another language's function words are clearly more frequent (>= 2 hits)."""
+    words = {w.lower() for w in _WORD.findall(text)}
+    en = _LATIN_MARKERS["en"] | _ENGLISH_EXTRA
+    hits = {lang: len(words & (markers if lang == "en" else markers - en)) for lang, markers in _LATIN_MARKERS.items()}
+    best = max(hits, key=lambda k: hits[k])
+    if best != "en" and hits[best] >= 2 and hits[best] > hits["en"]:
+        return best
+    return "en"
