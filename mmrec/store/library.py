@@ -230,9 +230,13 @@ class LibraryStore:
                 raise InvalidInputError(prepared[bad][0].item_id, field, "contains NaN or infinity")
             blocks[m] = (block, owners)
         with self._writing() as conn:
+            for m, (_, owners) in blocks.items():  # refuse a dimension change before appending anything
+                vf = self._file(m)
+                if vf is not None and vf.dim != dims[m]:
+                    self._file_for_write(m, dims[m], prepared[owners[0]][0].item_id)
             placed: list[dict[str, tuple[int, int]]] = [{} for _ in prepared]
             for m, (block, owners) in blocks.items():
-                vf = self._file_for_write(m, dims[m], prepared[0][0].item_id)
+                vf = self._file_for_write(m, dims[m], prepared[owners[0]][0].item_id)
                 start = vf.append(block)
                 for i in owners:
                     n = prepared[i][2].shape[0] if m == FUSED else prepared[i][1][m].shape[0]
@@ -245,11 +249,13 @@ class LibraryStore:
                 for rec, _, _, weights in prepared:
                     seq += 1
                     rows_out.append((*cat.record_values(rec), fusion_version, dumps(weights), seq, now, now))
+                ids = [rec.item_id for rec, _, _, _ in prepared]
+                replaced = self._keys_for_ids(conn, ids)
                 conn.executemany(_UPSERT, rows_out)  # in order: a later duplicate id wins
-                by_id = self._keys_for_ids(conn, [rec.item_id for rec, _, _, _ in prepared])
-                keys = [by_id[rec.item_id] for rec, _, _, _ in prepared]
-                last = {rec.item_id: i for i, (rec, _, _, _) in enumerate(prepared)}
-                conn.executemany("DELETE FROM slots WHERE key=?", [(k,) for k in by_id.values()])
+                conn.executemany("DELETE FROM slots WHERE key=?", [(k,) for k in replaced.values()])
+                by_id = self._keys_for_ids(conn, ids) if len(replaced) < len(set(ids)) else replaced
+                keys = [by_id[item_id] for item_id in ids]
+                last = {item_id: i for i, item_id in enumerate(ids)}
                 conn.executemany(
                     "INSERT INTO slots(key, modality, row_start, n_rows) VALUES (?, ?, ?, ?)",
                     [(keys[i], m, s, n) for i in last.values() for m, (s, n) in placed[i].items()],
