@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -83,4 +86,49 @@ def test_readers_see_consistent_rows_while_a_writer_commits(tmp_path: Path, enco
     assert store.stats()["items"] == N_ITEMS
     seen = np.concatenate([k for k, _ in store.iter_fused(batch_size=500)])
     assert sorted(seen.tolist()) == sorted(keys.values())
+    store.close()
+
+
+def test_a_reader_process_follows_a_writer_process(tmp_path: Path) -> None:
+    """The server case: this process reads while another process appends (files grow under our memmaps)."""
+    lib = tmp_path / "lib"
+    root = Path(__file__).resolve().parents[2]
+    child = """
+import sys
+import numpy as np
+from mmrec.store import EncodedItem, ItemRecord, LibraryStore
+store = LibraryStore.open(sys.argv[1])
+for b in range(40):
+    items = []
+    for i in range(b * 10, b * 10 + 10):
+        rng = np.random.default_rng(i)
+        items.append(EncodedItem(ItemRecord(f"p{i}", None, "text"), {"text": rng.standard_normal((1, 16)).astype(np.float32)},
+                                 rng.standard_normal(48).astype(np.float32), {"text": 1.0}))
+    store.commit_items(items, "v0")
+"""
+    store = LibraryStore.open(lib)
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", child, str(lib)], env=env)
+    checked, seen_counts = 0, set()
+    try:
+        while True:
+            running = proc.poll() is None
+            records = list(store.items())
+            seen_counts.add(len(records))
+            for rec in records[-10:]:
+                rng = np.random.default_rng(int(rec.item_id[1:]))
+                text = rng.standard_normal((1, 16)).astype(np.float32)
+                np.testing.assert_array_equal(store.vectors("text", [rec.key])[0], text)
+                np.testing.assert_array_equal(
+                    store.fused([rec.key])[0], rng.standard_normal(48).astype(np.float32)
+                )
+                checked += 1
+            if not running:
+                break
+            time.sleep(0.01)
+    finally:
+        proc.wait(timeout=120)
+    assert proc.returncode == 0
+    assert len(list(store.items())) == 400
+    assert checked > 0 and len(seen_counts) > 2  # we really read while it was writing
     store.close()
