@@ -7,6 +7,7 @@ to fetch it on a networked machine and pass the folder.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from encoders.hub.errors import HubModelError
@@ -20,7 +21,7 @@ __all__ = ["ROLES", "HubModelError", "make_role"]
 
 
 def make_role(
-    role: str, source: str, device: str = "auto"
+    role: str, source: str, device: str = "auto", labels: Sequence[str] | None = None
 ) -> (
     tuple[FrameEncoder, CrossModalTextTower | None]
     | tuple[AudioEncoder, CrossModalTextTower | None]
@@ -30,13 +31,14 @@ def make_role(
     """Load the model for one role from a hub id or folder.
 
     "frames" -> (FrameEncoder, its text tower); "audio" -> (AudioEncoder, its text tower);
-    "text" -> TextEncoder; "speech" -> SpeechRecognizer.
+    "text" -> TextEncoder; "speech" -> SpeechRecognizer. ``labels`` (frames only) is the
+    vocabulary for zero-shot visual tags; without it ``tag_frames`` returns no tags.
     """
     built: Any
     if role == "frames":
         from encoders.hub.clip import ClipFrameEncoder
 
-        frames = ClipFrameEncoder(source, device=device)
+        frames = ClipFrameEncoder(source, device=device, labels=labels)
         built = (frames, frames.text_tower())
     elif role == "audio":
         from encoders.hub.clap import ClapAudioEncoder

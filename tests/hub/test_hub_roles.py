@@ -15,11 +15,13 @@ from encoders.hub.source import resolve_source
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def test_frames_role(clip_dir: Path) -> None:
-    frames, tower = make_role("frames", str(clip_dir), device="cpu")
+def test_frames_role(clip_dir: Path, stamp_frames: list[np.ndarray]) -> None:
+    frames, tower = make_role("frames", str(clip_dir), device="cpu", labels=["kangaroo", "cat"])
     assert isinstance(frames, FrameEncoder) and isinstance(tower, CrossModalTextTower)
     assert tower.target_modality == "frames" and tower.info.dim == frames.info.dim
     assert tower._m is frames._m  # one loaded model serves both
+    tags = frames.tag_frames(stamp_frames[:1], top_k=5)[0]
+    assert sorted(t.label for t in tags) == ["cat", "kangaroo"]
 
 
 def test_audio_role(clap_dir: Path) -> None:
