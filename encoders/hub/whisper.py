@@ -145,7 +145,12 @@ class WhisperRecognizer:
 
     def _detect(self, wave: np.ndarray) -> tuple[torch.Tensor, str | None, float, float]:
         feats = self._features(self._windows(wave))
-        no_speech, lang = self._first_step(feats)
+        steps = [
+            self._first_step(feats[s : s + self.batch_size])
+            for s in range(0, feats.shape[0], self.batch_size)
+        ]
+        no_speech = np.concatenate([ns for ns, _ in steps])
+        lang = np.concatenate([lp for _, lp in steps])
         weights = np.clip(1.0 - no_speech, 1e-6, None)  # windows that sound like speech decide the language
         mix = (weights[:, None] * lang).sum(axis=0) / weights.sum()
         best = int(np.argmax(mix))

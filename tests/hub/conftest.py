@@ -169,7 +169,7 @@ def whisper_specials() -> list[str]:
     ]  # fmt: skip
 
 
-def build_whisper(folder: Path, rig: str | None = None) -> Path:
+def build_whisper(folder: Path, rig: str | None = None, multilingual: bool = True) -> Path:
     """A 1-layer Whisper; ``rig`` fixes what its decoder says, to test detection and decoding logic.
 
     Rigging: the decoder's final layer norm is set to weight 0 and bias b, so every position ends in
@@ -207,7 +207,7 @@ def build_whisper(folder: Path, rig: str | None = None) -> Path:
         decoder_start_token_id=sot, eos_token_id=eot, pad_token_id=eot, bos_token_id=eot, max_length=12,
         lang_to_id={f"<|{c}|>": ids[f"<|{c}|>"] for c in WHISPER_LANGS},
         task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
-        is_multilingual=True, no_timestamps_token_id=ids["<|notimestamps|>"], suppress_tokens=suppress,
+        is_multilingual=multilingual, no_timestamps_token_id=ids["<|notimestamps|>"], suppress_tokens=suppress,
         begin_suppress_tokens=[],
     )  # fmt: skip
     if rig is not None:
@@ -268,6 +268,11 @@ def whisper_de_dir(hub_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def whisper_silence_dir(hub_dir: Path) -> Path:
     return build_whisper(hub_dir / "tiny-whisper-silence", rig="silence")
+
+
+@pytest.fixture(scope="session")
+def whisper_english_dir(hub_dir: Path) -> Path:
+    return build_whisper(hub_dir / "tiny-whisper-en", rig="de", multilingual=False)
 
 
 @pytest.fixture(scope="session")

@@ -72,6 +72,15 @@ def test_no_speech_token_means_no_speech(whisper_silence_dir: Path, hello: np.nd
     assert not out.has_speech and out.language is None and out.text == ""
 
 
+def test_english_only_model_reports_english(whisper_english_dir: Path, hello: np.ndarray) -> None:
+    """An English-only checkpoint has no language to detect: it says "en" and decodes without a language prompt."""
+    rec = WhisperRecognizer(str(whisper_english_dir), device="cpu", batch_size=2)
+    assert rec.info.extra["languages"] == "en"
+    out = rec.transcribe(np.concatenate([hello] * 8))  # > 30 s: two windows, one batch
+    assert out.language == "en" and out.language_probability == 1.0 and out.has_speech
+    assert len(out.text.split(" ")) == 2
+
+
 def test_random_model_runs_end_to_end(whisper_random_dir: Path, hello: np.ndarray) -> None:
     rec = WhisperRecognizer(str(whisper_random_dir), device="cpu")
     code, prob, _ = rec.detect_language(hello)
