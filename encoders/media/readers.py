@@ -199,10 +199,11 @@ class TorchCodecReader:
     def __init__(self, path: Path, rotation: int = 0) -> None:
         from torchcodec.decoders import VideoDecoder
 
-        self._rotation = rotation
         self.notes: list[str] = []
         self._dec = VideoDecoder(str(path), dimension_order="NHWC", seek_mode="exact")
         meta = self._dec.metadata
+        # releases that report rotation in their metadata (0.14 does) already return upright frames
+        self._rotation = 0 if getattr(meta, "rotation", None) is not None else rotation
         self._geom = VideoGeometry(
             frame_count=int(meta.num_frames or len(self._dec)),
             fps=float(meta.average_fps or 25.0),

