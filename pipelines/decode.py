@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from encoders.media import DecodedMedia, DecodeSpec, decode_media
+from encoders.media.decode import DecodedMedia, DecodeSpec, decode_media
 
 
 @dataclass(frozen=True)

