@@ -524,10 +524,8 @@ class LibraryStore:
         if vf is None:
             return
         last = -1
-        sql = (
-            "SELECT s.key, s.row_start FROM slots s JOIN items i ON i.key = s.key "
-            "WHERE s.modality = ? AND s.key > ? AND i.status = 'ok' ORDER BY s.key LIMIT ?"
-        )
+        # only ok items hold a fused slot (commit_items drops it for failed ones): no join needed
+        sql = "SELECT key, row_start FROM slots WHERE modality = ? AND key > ? ORDER BY key LIMIT ?"
         while True:
             rows = self._db.execute(sql, (FUSED, last, int(batch_size))).fetchall()
             if not rows:
@@ -701,6 +699,8 @@ def _prepare(
     fused = as_fused(rec.item_id, item.fused)
     if rec.status == "ok" and fused is None:
         raise InvalidInputError(rec.item_id, "fused", "an ok item needs a fused vector")
+    if rec.status != "ok":
+        fused = None  # a failed item must never reach an index
     return rec, rows, fused, check_weights(rec.item_id, item.weights or {})
 
 

@@ -119,11 +119,11 @@ class VectorFile:
 
     def stream(self, rows: np.ndarray) -> np.ndarray:
         """Like :meth:`take` but with pread into a fresh buffer, so a full scan keeps no pages mapped (bounded RSS)."""
-        out = np.empty((len(rows), self.dim), dtype=np.float32)
         if len(rows) == 0:
-            return out
-        order = np.argsort(rows, kind="stable")
-        sorted_rows = rows[order]
+            return np.empty((0, self.dim), dtype=np.float32)
+        in_order = bool(np.all(rows[1:] >= rows[:-1]))
+        order = None if in_order else np.argsort(rows, kind="stable")
+        sorted_rows = rows if order is None else rows[order]
         # runs of consecutive rows become one read each
         breaks = np.flatnonzero(np.diff(sorted_rows) != 1) + 1
         starts = np.concatenate(([0], breaks))
@@ -142,6 +142,9 @@ class VectorFile:
                     )
         finally:
             os.close(fd)
+        if order is None:
+            return buf
+        out = np.empty_like(buf)
         out[order] = buf
         return out
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from mmrec.errors import ItemNotFoundError
 from mmrec.store import ItemRecord, LibraryStore
 
 
@@ -45,13 +47,19 @@ def test_an_item_that_turned_failed_leaves_the_index(tmp_path: Path, make_items)
         _, _, seq = store.changes_since(0)
         failed = make_items(12)[1]
         failed.record.status, failed.record.error = "failed", "decoder crashed"
-        failed.vectors, failed.fused, failed.weights = {}, np.zeros(0, np.float32), {}
+        failed.vectors, failed.weights = {}, {}  # it still carries a fused vector: the store must drop it
         assert store.commit_items([failed], "v0") == [keys[1]]
         up, gone, _ = store.changes_since(seq)
         assert up.size == 0 and gone.tolist() == [keys[1]]
         assert keys[1] not in np.concatenate([k for k, _ in store.iter_fused()]).tolist()
         assert [r.item_id for r in store.items(status="failed")] == [failed.record.item_id]
         assert store.get(failed.record.item_id).error == "decoder crashed"
+        with pytest.raises(ItemNotFoundError):
+            store.fused([keys[1]])
+        no_fused = make_items(12)[2]
+        no_fused.record.status, no_fused.fused = "failed", np.zeros(0, np.float32)
+        store.commit_items([no_fused], "v0")
+        assert store.get(no_fused.record.item_id).status == "failed"
 
 
 def test_failures_are_upserted_and_cleared(tmp_path: Path, make_items, lena_dir: Path) -> None:
