@@ -50,6 +50,16 @@ def caption(txt: Path) -> tuple[str, str]:
     return lines[0].strip(), zh.strip()
 
 
+def _library_dims() -> dict[str, int]:
+    """The block layout ``mmrec encode`` gives a bundled library (so CLI queries match), else text + tags."""
+    try:
+        from encoders.registry import load_models
+        from pipelines.fusion_select import modality_dims
+    except ImportError:
+        return {"text": 384, "tags": 384}
+    return modality_dims(load_models("bundled", device="cpu"))
+
+
 class ExactIndex:
     """Stand-in used only until mmrec.index.LibraryIndex lands: exact inner product with FAISS."""
 
@@ -103,7 +113,7 @@ def stamp_library(stamps_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     enc = _encoder()
     text = enc.encode_text([r[2] for r in rows])
     tags = enc.encode_text([r[4] for r in rows])
-    fusion = Fusion({"text": 384, "tags": 384}, device="cpu")
+    fusion = Fusion(_library_dims(), device="cpu")
     blocks = [{"text": text[i : i + 1], "tags": tags[i : i + 1]} for i in range(len(rows))]
     fused, weights = fusion.fuse(blocks)
     path = tmp_path_factory.mktemp("reco") / "library"
