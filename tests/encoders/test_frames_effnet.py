@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -68,6 +67,8 @@ def test_same_object_closer_than_other_category(
 
 
 def test_video_frame_and_alpha_and_grey_inputs(frame_encoder: FrameEncoder, bigbuckbunny: Path) -> None:
+    import av
+
     with av.open(str(bigbuckbunny)) as c:
         frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
     assert frame.shape == (720, 1280, 3)
