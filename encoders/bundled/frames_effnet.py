@@ -6,7 +6,9 @@ text encoder can later embed, since this model has no text tower of its own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from importlib import resources
 
@@ -91,15 +93,23 @@ def _load_network() -> torch.nn.Module:
 class EfficientNetFrameEncoder:
     """FrameEncoder over EfficientNet-Lite0: 1280-d L2-normalised vectors plus ImageNet tags."""
 
-    def __init__(self, device: str = "auto", batch_size: int = 32) -> None:
+    def __init__(self, device: str = "auto", batch_size: int = 32, preprocess_threads: int | None = None) -> None:
         self.device = resolve_device(device)
         self.batch_size = max(1, int(batch_size))
+        # Resizing big frames is the bottleneck on GPU; Pillow releases the GIL, so threads help.
+        self._threads = preprocess_threads or min(8, os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
         self._dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         self._net = _load_network().to(self.device, dtype=self._dtype)
         self.info = encoder_info(self.device)
 
     def _to_tensor(self, frames: Sequence[np.ndarray], start: int) -> torch.Tensor:
-        batch = np.stack([preprocess(f, start + i) for i, f in enumerate(frames)])
+        if self._threads > 1 and len(frames) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="effnet-prep")
+            batch = np.stack(list(self._pool.map(preprocess, frames, range(start, start + len(frames)))))
+        else:
+            batch = np.stack([preprocess(f, start + i) for i, f in enumerate(frames)])
         x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
         return ((x - _PIXEL_MEAN) / _PIXEL_STD).to(self._dtype)
 
