@@ -169,7 +169,9 @@ def whisper_specials() -> list[str]:
     ]  # fmt: skip
 
 
-def build_whisper(folder: Path, rig: str | None = None, multilingual: bool = True) -> Path:
+def build_whisper(
+    folder: Path, rig: str | None = None, multilingual: bool = True, max_length: int = 12
+) -> Path:
     """A 1-layer Whisper; ``rig`` fixes what its decoder says, to test detection and decoding logic.
 
     Rigging: the decoder's final layer norm is set to weight 0 and bias b, so every position ends in
@@ -204,7 +206,7 @@ def build_whisper(folder: Path, rig: str | None = None, multilingual: bool = Tru
     # Never generate special tokens other than end-of-text (as real Whisper configs do).
     suppress = [ids[s] for s in specials if s not in ("<|endoftext|>",)]
     model.generation_config = GenerationConfig(
-        decoder_start_token_id=sot, eos_token_id=eot, pad_token_id=eot, bos_token_id=eot, max_length=12,
+        decoder_start_token_id=sot, eos_token_id=eot, pad_token_id=eot, bos_token_id=eot, max_length=max_length,
         lang_to_id={f"<|{c}|>": ids[f"<|{c}|>"] for c in WHISPER_LANGS},
         task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
         is_multilingual=multilingual, no_timestamps_token_id=ids["<|notimestamps|>"], suppress_tokens=suppress,
@@ -226,6 +228,51 @@ def build_whisper(folder: Path, rig: str | None = None, multilingual: bool = Tru
     WhisperProcessor(
         feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tok
     ).save_pretrained(folder)
+    return folder
+
+
+def read_16k(path: Path) -> np.ndarray:
+    """A real recording as mono float32 at Whisper's 16 kHz."""
+    from math import gcd
+
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    g = gcd(16000, rate)
+    return resample_poly(data.mean(axis=1), 16000 // g, rate // g).astype(np.float32)
+
+
+def train_whisper_on(folder: Path, wave: np.ndarray, text: str, max_steps: int = 150) -> Path:
+    """Overfit the tiny Whisper in ``folder`` to say ``text`` (in English) for ``wave``, then save it.
+
+    A few dozen Adam steps make the model memorise one utterance, which lets a test check the
+    whole recognition path (features, language step, forced prompt, decoding) against real words.
+    """
+    from transformers import AutoProcessor, WhisperForConditionalGeneration
+
+    proc = AutoProcessor.from_pretrained(folder)
+    model = WhisperForConditionalGeneration.from_pretrained(folder)
+    tok = proc.tokenizer
+    prompt = ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
+    ids = [tok.convert_tokens_to_ids(t) for t in prompt]
+    ids += tok(" " + text, add_special_tokens=False).input_ids + [tok.convert_tokens_to_ids("<|endoftext|>")]
+    seq = torch.tensor([ids])
+    feats = proc.feature_extractor(wave, sampling_rate=16000, return_tensors="pt").input_features
+    torch.manual_seed(5)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    loss = torch.tensor(float("inf"))
+    for _ in range(max_steps):
+        logits = model(input_features=feats, decoder_input_ids=seq[:, :-1]).logits[0]
+        loss = torch.nn.functional.cross_entropy(logits, seq[0, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if float(loss.detach()) < 0.05:
+            break
+    assert float(loss.detach()) < 0.05, f"tiny Whisper did not memorise the clip (loss {float(loss):.3f})"
+    model.eval().save_pretrained(folder)
     return folder
 
 
@@ -273,6 +320,13 @@ def whisper_silence_dir(hub_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def whisper_english_dir(hub_dir: Path) -> Path:
     return build_whisper(hub_dir / "tiny-whisper-en", rig="de", multilingual=False)
+
+
+@pytest.fixture(scope="session")
+def whisper_trained_dir(hub_dir: Path, speech_wav: Path) -> Path:
+    folder = build_whisper(hub_dir / "tiny-whisper-hello", max_length=64)
+    text = speech_wav.with_suffix(".txt").read_text(encoding="utf-8").strip()
+    return train_whisper_on(folder, read_16k(speech_wav), text)
 
 
 @pytest.fixture(scope="session")

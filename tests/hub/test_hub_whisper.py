@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-from scipy.signal import resample_poly
 
 from encoders.base import SpeechRecognizer
 from encoders.hub.whisper import WhisperRecognizer, language_code
 
-
-def read_16k(path: Path) -> np.ndarray:
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    g = gcd(16000, rate)
-    return resample_poly(data.mean(axis=1), 16000 // g, rate // g).astype(np.float32)
+from .conftest import read_16k  # noqa: TID252
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +72,15 @@ def test_english_only_model_reports_english(whisper_english_dir: Path, hello: np
     out = rec.transcribe(np.concatenate([hello] * 8))  # > 30 s: two windows, one batch
     assert out.language == "en" and out.language_probability == 1.0 and out.has_speech
     assert len(out.text.split(" ")) == 2
+
+
+@pytest.mark.slow
+def test_memorised_utterance_is_transcribed_exactly(whisper_trained_dir: Path, speech_wav: Path) -> None:
+    """A tiny Whisper trained on this one real clip gives back its words through the adapter."""
+    rec = WhisperRecognizer(str(whisper_trained_dir), device="cpu")
+    out = rec.transcribe(read_16k(speech_wav))
+    assert out.text == speech_wav.with_suffix(".txt").read_text(encoding="utf-8").strip()
+    assert out.language == "en" and out.language_probability > 0.9 and out.has_speech
 
 
 def test_random_model_runs_end_to_end(whisper_random_dir: Path, hello: np.ndarray) -> None:
