@@ -89,7 +89,11 @@ class LibraryStore:
             (self.path / sub).mkdir(exist_ok=True)
         self._lock_fd = os.open(self.path / LOCKFILE, os.O_RDWR | os.O_CREAT, 0o644)
         needs_repair = self._db.execute("SELECT 1 FROM meta WHERE name LIKE ?", (_PENDING + "%",)).fetchone()
-        if (self.path / MANIFEST).exists() and not needs_repair and not list(self.vectors_dir.glob("*.compact")):
+        if (
+            (self.path / MANIFEST).exists()
+            and not needs_repair
+            and not list(self.vectors_dir.glob("*.compact"))
+        ):
             return  # plain readers never wait for a writer's lock
         with self._writing():
             if not (self.path / MANIFEST).exists():
