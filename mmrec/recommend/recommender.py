@@ -102,7 +102,9 @@ class Recommender:
         self.index = index
         self.events = events
         self.hybrid = hybrid
-        self.interactions = interactions if interactions is not None else getattr(hybrid, "train", None)
+        cf_items = interactions.items if interactions is not None else getattr(hybrid, "items", None)
+        self.cf_items: list[str] = list(cf_items or [])
+        self.cf_index = {item: j for j, item in enumerate(self.cf_items)}
         self.fusion = fusion
         self.config = config or BlendConfig()
         self.profiles = ProfileStore(events)
@@ -196,12 +198,11 @@ class Recommender:
         self, prof: UserProfile, exclude: set[int], n_extra: int
     ) -> tuple[dict[int, float], dict[int, float]]:
         """Collaborative and popularity scores (each scaled to [0, 1]) by item key, top ``n_extra`` each."""
-        data = self.interactions
-        if self.hybrid is None or data is None:
+        if self.hybrid is None or not self.cf_items:
             return {}, {}
-        row = np.zeros(len(data.items), dtype=np.float32)
+        row = np.zeros(len(self.cf_items), dtype=np.float32)
         for e in self.events.events(prof.user_id):
-            j = data.item_index.get(e.item_id)
+            j = self.cf_index.get(e.item_id)
             w = event_weight(e)
             if j is not None and w > 0:
                 row[j] += w
@@ -210,12 +211,12 @@ class Recommender:
         parts = self.hybrid.score(sp.csr_matrix(row[None, :]))
         out: list[dict[int, float]] = []
         for name in ("collaborative", "popularity"):
-            s = np.asarray(parts.get(name, np.zeros((1, len(data.items)))), dtype=np.float32)[0]
+            s = np.asarray(parts.get(name, np.zeros((1, len(self.cf_items)))), dtype=np.float32)[0]
             top = np.argsort(-s)[: n_extra + len(exclude)]
             hi = float(s[top[0]]) if len(top) else 0.0
             scores: dict[int, float] = {}
             for j in top:
-                rec = self.store.get(data.items[int(j)])
+                rec = self.store.get(self.cf_items[int(j)])
                 if rec is None or rec.key is None or int(rec.key) in exclude or s[j] <= 0 or hi <= 0:
                     continue
                 scores[int(rec.key)] = float(s[j]) / hi

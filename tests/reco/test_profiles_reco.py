@@ -149,3 +149,24 @@ def test_mmr_lambda_one_is_plain_ranking() -> None:
     assert _mmr(rel, vecs, 2, 1.0) == [1, 2]
     dup = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
     assert _mmr(np.array([0.9, 0.85, 0.5], np.float32), dup, 2, 0.3) == [0, 2]
+
+
+def test_collaborative_candidates_blend_in(stamp_library, events, reco) -> None:  # noqa: ANN001
+    """Other users who liked these vehicles also liked one food stamp: it surfaces with a collaborative reason."""
+    from mmrec.recommend.collaborative import InteractionData
+    from mmrec.recommend.hybrid import HybridScorer
+
+    vehicles = stamp_library.by_category["vehicles"][:6]
+    treat = stamp_library.by_category["food"][-1]
+    triples = [(f"o{u}", v, 1.0) for u in range(30) for v in vehicles[u % 3 : u % 3 + 3] + [treat]]
+    triples += [(f"p{u}", p, 1.0) for u in range(30) for p in stamp_library.by_category["plants"][u % 4 : u % 4 + 3]]
+    data = InteractionData.from_triples(triples)
+    hybrid = HybridScorer(tune=False).fit(data)
+    events.add_events(_events("u", vehicles[:3]))
+    content_only = [r.item_id for r in reco.recommend("u", k=10)]
+    blended = Recommender(stamp_library.store, stamp_library.index, events, hybrid=hybrid).recommend("u", k=10)
+    ids = [r.item_id for r in blended]
+    assert treat in ids and (treat not in content_only or ids.index(treat) < content_only.index(treat))
+    rec = blended[ids.index(treat)]
+    assert "collaborative" in {r.kind for r in rec.reasons}
+    assert not set(ids) & set(vehicles[:3])
