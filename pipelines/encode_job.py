@@ -147,7 +147,7 @@ class _Job:
         for _ in items:
             self.progress.advance(failed=False)
         if self.index is not None and self.commits % INDEX_EVERY_COMMITS == 0:
-            self.sync_index(save=True)
+            self.sync_index()
 
     def record(self, plan: Plan, src: SourceItem, media: Any | None, enc: EncodedVectors) -> ItemRecord:
         info = getattr(media, "info", None)
@@ -174,11 +174,10 @@ class _Job:
 
     # ---------------------------------------------------------------- index
 
-    def sync_index(self, save: bool) -> None:
+    def sync_index(self) -> None:
+        """Bring the FAISS index up to the store (LibraryIndex.sync saves atomically when it changed)."""
         with self.timer.stage("index"):
             self.index.sync()
-            if save:
-                self.index.save()
 
     # ---------------------------------------------------------------- the run
 
@@ -285,7 +284,7 @@ def run_encode(
                 job.run(plan, engine, spec, decode_timeout_s)
             finally:
                 if job.index is not None:
-                    job.sync_index(save=True)
+                    job.sync_index()
                     job.summary.index = "synced"
         summary = job.summary
         summary.skipped_unchanged = plan.unchanged

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmrec.index.library_index import LibraryIndex
 from mmrec.store import LibraryStore
 from pipelines.encode_job import EncodeSummary, run_encode
 
@@ -98,3 +99,4 @@ def test_rerun_modify_delete(encoded, models, data_dir: Path) -> None:
         assert store.get("koala") is None
         ok = [r for r in store.items() if r.path]
         assert len(ok) == len({r.path for r in ok}) == 4
+        assert third.index == "synced" and len(LibraryIndex.open(store)) == len(ok) + 1  # + the text-only note
