@@ -15,12 +15,12 @@ import av
 import av.container
 import numpy as np
 
-from .avio import check_file, open_container
+from .avio import ResilientDemuxer, check_file, open_container, typed_media_errors
 from .errors import CorruptMediaError, NoAudioError
 from .probe import probe
 
 SILENCE_PEAK = 1e-4  # peak amplitude below which a track counts as silent
-MAX_BAD_PACKET_SHARE = 0.05  # more undecodable packets than this means the file is corrupt
+MAX_BAD_PACKET_SHARE = 0.25  # more undecodable packets than this means the file is corrupt
 
 
 @dataclass
@@ -39,6 +39,7 @@ class AudioClip:
         return len(self.waveform) / self.sample_rate
 
 
+@typed_media_errors
 def load_audio(
     path: str | os.PathLike[str],
     sample_rate: int,
@@ -87,6 +88,35 @@ def load_audio(
     )
 
 
+class _Resampler:
+    """FFmpeg resampler to mono float32 that restarts when the input format changes mid-stream.
+
+    Damaged AAC can decode to frames with another layout or rate; one fixed resampler would raise.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.changes = 0
+        self._key: tuple[str, str, int] | None = None
+        self._inner: av.AudioResampler | None = None
+
+    def resample(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
+        key = (frame.format.name, frame.layout.name, frame.sample_rate)
+        out: list[av.AudioFrame] = []
+        if key != self._key:
+            if self._inner is not None:
+                out.extend(self.flush())
+                self.changes += 1
+            self._inner = av.AudioResampler(format="flt", layout="mono", rate=self.rate)
+            self._key = key
+        assert self._inner is not None
+        out.extend(self._inner.resample(frame))
+        return out
+
+    def flush(self) -> list[av.AudioFrame]:
+        return self._inner.resample(None) if self._inner is not None else []
+
+
 class _Collector:
     """Gathers resampled chunks, first dropping the samples decoded before the window start."""
 
@@ -120,14 +150,17 @@ def _decode_span(
 ) -> np.ndarray:
     """Mono samples covering [start, end) of the source (the whole track when ``whole``)."""
     stream = container.streams.audio[0]
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+    resampler = _Resampler(rate)
     limit = int(round((end - start) * rate))
     got = _Collector()
     started = False
     bad = total = 0
     if not whole:
         container.seek(int(start * av.time_base), backward=True)
-    for packet in container.demux(stream):
+    packets = ResilientDemuxer(container, stream)
+    for packet in packets:
+        if packet.size == 0:
+            continue  # flush packet: the resampler flush below covers it
         total += 1
         try:
             frames = packet.decode()
@@ -143,7 +176,11 @@ def _decode_span(
             got.add(resampler.resample(frame))
         if not whole and got.count >= limit:
             break
-    got.add(resampler.resample(None))
+    if packets.errors:
+        warnings.append(f"audio demuxer resynchronised after {packets.errors} damaged span(s)")
+    got.add(resampler.flush())
+    if resampler.changes:
+        warnings.append(f"audio format changed {resampler.changes} time(s) mid-stream (damaged data?)")
     if total and bad / total > MAX_BAD_PACKET_SHARE:
         raise CorruptMediaError(p, f"{bad} of {total} audio packets do not decode")
     if bad:

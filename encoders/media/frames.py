@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from .avio import check_file
+from .avio import check_file, typed_media_errors
 from .errors import CorruptMediaError, MediaError, UnsupportedMediaError
 from .probe import probe
 from .readers import DecordReader, FrameReader, PyAVReader, TorchCodecReader, torchcodec_available
@@ -34,6 +34,7 @@ class FrameSample:
     warnings: list[str] = field(default_factory=list)
 
 
+@typed_media_errors
 def sample_frames(
     path: str | os.PathLike[str],
     count: int = 16,

@@ -12,10 +12,11 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .avio import check_file
+from .avio import check_file, typed_media_errors
 from .errors import CorruptMediaError, UnsupportedMediaError
 
 
+@typed_media_errors
 def load_image(path: str | os.PathLike[str], max_side: int = 1024) -> np.ndarray:
     """HxWx3 uint8 RGB, longer side scaled down (never up) to at most ``max_side``."""
     if max_side < 1:

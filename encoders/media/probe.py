@@ -16,7 +16,7 @@ import av.container
 import av.stream
 from PIL import Image, UnidentifiedImageError
 
-from .avio import check_file, open_container
+from .avio import ResilientDemuxer, check_file, open_container, typed_media_errors
 from .errors import CorruptMediaError, UnsupportedMediaError
 from .info import MediaInfo, StreamInfo
 
@@ -26,6 +26,7 @@ _ATTACHED_PIC = 1024  # AV_DISPOSITION_ATTACHED_PIC
 _MAX_DEMUX_PACKETS = 2_000_000
 
 
+@typed_media_errors
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
     """Describe ``path`` (kind, duration, streams, geometry, audio format); raises a MediaError subclass."""
     p = check_file(path)
@@ -97,9 +98,11 @@ def _stream_info(stream: av.stream.Stream, cover: bool) -> StreamInfo:
 
 
 def _probe_av(p: Path, container: av.container.InputContainer) -> MediaInfo:
-    audio = [s for s in container.streams.audio if s.codec_context.sample_rate]
+    audio = [
+        s for s in container.streams.audio if s.codec_context is not None and s.codec_context.sample_rate
+    ]
     has_audio = bool(audio)
-    all_video = [s for s in container.streams.video if s.codec_context.width]
+    all_video = [s for s in container.streams.video if s.codec_context is not None and s.codec_context.width]
     covers = {s.index for s in all_video if _is_cover(s, has_audio)}
     video = [s for s in all_video if s.index not in covers]
     streams = tuple(_stream_info(s, s.index in covers) for s in container.streams)
@@ -180,15 +183,12 @@ def _demux_duration(p: Path, main: av.stream.Stream) -> float | None:
     with open_container(p) as c:
         s = c.streams[main.index]
         start = s.start_time or 0
-        try:
-            for n, packet in enumerate(c.demux(s)):
-                if packet.pts is not None and packet.size > 0:
-                    stop = packet.pts + (packet.duration or 0) - start
-                    end = stop if end is None else max(end, stop)
-                if n >= _MAX_DEMUX_PACKETS:
-                    break
-        except av.FFmpegError:
-            pass  # a damaged tail: keep what was read so far
+        for n, packet in enumerate(ResilientDemuxer(c, s)):
+            if packet.pts is not None and packet.size > 0:
+                stop = packet.pts + (packet.duration or 0) - start
+                end = stop if end is None else max(end, stop)
+            if n >= _MAX_DEMUX_PACKETS:
+                break
         if end is None or s.time_base is None:
             return None
         return float(end * s.time_base)

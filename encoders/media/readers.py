@@ -19,7 +19,7 @@ import av.video.stream
 import numpy as np
 from PIL import Image
 
-from .avio import open_container
+from .avio import ResilientDemuxer, open_container
 from .errors import CorruptMediaError
 
 
@@ -177,18 +177,17 @@ class PyAVReader:
 
     def _frames(self, c: av.container.InputContainer, vs: av.video.stream.VideoStream) -> Iterator:
         """Decoded frames from the current position, skipping packets that do not decode."""
-        try:
-            for packet in c.demux(vs):
-                try:
-                    decoded = packet.decode()
-                except av.FFmpegError:
-                    self.bad_packets += 1
-                    continue
-                for frame in decoded:
-                    if frame.pts is not None:
-                        yield frame
-        except av.FFmpegError:
-            self.bad_packets += 1  # demuxing stopped at damaged data: treat as end of stream
+        packets = ResilientDemuxer(c, vs)
+        for packet in packets:
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:
+                self.bad_packets += 1
+                continue
+            for frame in decoded:
+                if frame.pts is not None:
+                    yield frame
+        self.bad_packets += packets.errors
 
 
 class TorchCodecReader:

@@ -131,3 +131,17 @@ def stamp_variants(media_tmp: Path, badger_png: Path) -> dict[str, Path]:
     out["jpeg_exif6"] = media_tmp / "badger_exif6.jpg"
     rgba.convert("RGB").save(out["jpeg_exif6"], quality=95, exif=exif)
     return out
+
+
+RAMP_PERIOD_S = 100.0
+
+
+@pytest.fixture(scope="session")
+def long_ramp_flac(media_tmp: Path) -> Path:
+    """20 minutes of an 8 kHz sawtooth whose value tells the time: (t mod 100 s) / 100 s - 0.5."""
+    rate = 8000
+    t = np.arange(20 * 60 * rate, dtype=np.float64) / rate
+    ramp = ((t % RAMP_PERIOD_S) / RAMP_PERIOD_S - 0.5).astype(np.float32)
+    path = media_tmp / "ramp-20min.flac"
+    sf.write(path, ramp, rate, subtype="PCM_16")
+    return path

@@ -122,3 +122,16 @@ def test_formats_decode_to_same_length(lena_dir: Path, lena_16k: AudioClip, name
 def test_audio_errors_are_typed(truncated_mp4: Path) -> None:
     with pytest.raises(CorruptMediaError):
         load_audio(truncated_mp4, 16000)
+
+
+def test_long_file_windows_start_where_they_say(long_ramp_flac: Path) -> None:
+    """A 20-minute ramp read with a 60 s budget: 6 windows, each beginning at the time it reports."""
+    clip = load_audio(long_ramp_flac, 16000, max_seconds=60, window_s=10)
+    assert clip.duration_s == pytest.approx(1200.0, abs=0.1)
+    assert len(clip.windows) == 6 and len(clip.waveform) == 6 * 10 * 16000  # bounded: 60 s, not 20 min
+    assert clip.windows[-1][1] == pytest.approx(1200.0, abs=0.05)
+    for k, (start, end) in enumerate(clip.windows):
+        assert end - start == pytest.approx(10.0, abs=1e-3)
+        seg = clip.waveform[k * 160000 : (k + 1) * 160000]
+        value_at = (start + 0.05) % 100.0 / 100.0 - 0.5  # 50 ms in, clear of the resampler's edge
+        assert seg[800] == pytest.approx(value_at, abs=0.01)
