@@ -202,7 +202,12 @@ def load_models(profile: str = "bundled", device: str = "auto") -> ModelSet:
     path = Path(profile).expanduser()
     if path.suffix.lower() in (".json", ".toml") or path.exists():
         if not path.is_file():
-            raise ModelConfigError(str(path), None, "model config file does not exist")
+            reason = (
+                "is a folder, not a model config file"
+                if path.is_dir()
+                else "model config file does not exist"
+            )
+            raise ModelConfigError(str(path), None, reason)
         sources = parse_sources(_read_config(path), str(path))
         return ModelSet(profile=str(path), sources=sources, device=device)
     raise ModelConfigError(

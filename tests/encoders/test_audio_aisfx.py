@@ -12,7 +12,15 @@ from encoders.base import AudioEncoder
 
 SR = 44100
 SECONDS = 5.0  # 4 blocks per clip: enough to be meaningful, cheap on 2 shared cores
-LOSSLESS = ["lena.wav", "lena.flac", "lena.aiff", "lena-24.wav", "lena-32.wav", "lena-f32.caf", "lena-64.aiff"]
+LOSSLESS = [
+    "lena.wav",
+    "lena.flac",
+    "lena.aiff",
+    "lena-24.wav",
+    "lena-32.wav",
+    "lena-f32.caf",
+    "lena-64.aiff",
+]
 LOSSY = ["lena.mp3", "lena.ogg", "lena.opus", "lena.m4a"]
 
 
@@ -89,7 +97,9 @@ def test_bad_waveforms_raise_clear_errors(audio_encoder: AudioEncoder) -> None:
 
 
 @pytest.mark.gpu
-def test_cuda_matches_cpu(audio_encoder: AudioEncoder, lena_dir: Path, audio_decoder: Callable[..., np.ndarray]) -> None:
+def test_cuda_matches_cpu(
+    audio_encoder: AudioEncoder, lena_dir: Path, audio_decoder: Callable[..., np.ndarray]
+) -> None:
     from encoders.bundled.audio_aisfx import AisfxAudioEncoder
 
     wave = audio_decoder(lena_dir / "lena.wav", SR, max_seconds=SECONDS)

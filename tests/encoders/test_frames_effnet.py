@@ -26,7 +26,9 @@ def test_implements_protocol_and_shape(frame_encoder: FrameEncoder, stamp_images
     assert frame_encoder.info.dim == 1280 and frame_encoder.info.modality == "frames"
 
 
-def test_single_equals_inside_batch_of_32(frame_encoder: FrameEncoder, stamp_images: list[np.ndarray]) -> None:
+def test_single_equals_inside_batch_of_32(
+    frame_encoder: FrameEncoder, stamp_images: list[np.ndarray]
+) -> None:
     assert len(stamp_images) == 32
     batch = frame_encoder.encode_frames(stamp_images)
     for i in (0, 13, 31):
@@ -79,10 +81,14 @@ def test_video_frame_and_alpha_and_grey_inputs(frame_encoder: FrameEncoder, bigb
     assert 0.5 < float(v[0] @ v[2]) < 0.9999  # grey is similar but not identical
 
 
-def test_encode_and_tag_matches_separate_calls(frame_encoder: FrameEncoder, stamp_images: list[np.ndarray]) -> None:
+def test_encode_and_tag_matches_separate_calls(
+    frame_encoder: FrameEncoder, stamp_images: list[np.ndarray]
+) -> None:
     vecs, tags = frame_encoder.encode_and_tag(stamp_images[:2], top_k=2)
     np.testing.assert_allclose(vecs, frame_encoder.encode_frames(stamp_images[:2]), atol=1e-5)
-    assert [t.label for t in tags[0]] == [t.label for t in frame_encoder.tag_frames(stamp_images[:1], top_k=2)[0]]
+    assert [t.label for t in tags[0]] == [
+        t.label for t in frame_encoder.tag_frames(stamp_images[:1], top_k=2)[0]
+    ]
 
 
 def test_bad_frames_raise_clear_errors(frame_encoder: FrameEncoder) -> None:

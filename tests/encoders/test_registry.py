@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from encoders.base import TextEncoder
 from encoders.registry import HUB_DEFAULTS, ModelConfigError, load_models
@@ -79,7 +80,11 @@ def test_missing_hub_model_fails_clearly_without_download(tmp_path: Path) -> Non
     ("content", "suffix", "pattern"),
     [
         ({"frames": "bundled", "vidoe": "x"}, ".json", r"field 'vidoe': unknown role"),
-        ({"audio": 3}, ".json", r"field 'audio': expected 'bundled', a hub model id or a local folder, got 3"),
+        (
+            {"audio": 3},
+            ".json",
+            r"field 'audio': expected 'bundled', a hub model id or a local folder, got 3",
+        ),
         ({"text": "  "}, ".json", r"field 'text'"),
         ("{not json", ".json", r"not valid JSON"),
         ('frames = "bundled"\nbad toml', ".toml", r"not valid TOML"),
@@ -99,3 +104,11 @@ def test_unknown_profile_and_missing_file(tmp_path: Path) -> None:
         load_models("bundeld")
     with pytest.raises(ModelConfigError, match="does not exist"):
         load_models(str(tmp_path / "absent.json"))
+    with pytest.raises(ModelConfigError, match="is a folder"):
+        load_models(str(tmp_path))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
+def test_cuda_without_gpu_fails_at_load_time() -> None:
+    with pytest.raises(RuntimeError, match="device 'cuda' was requested"):
+        load_models("bundled", device="cuda")

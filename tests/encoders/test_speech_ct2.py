@@ -46,4 +46,6 @@ def test_joined_model_is_reused(recognizer: SpeechRecognizer) -> None:
     before = os.stat(folder / "model.bin").st_mtime_ns
     assert ensure_model_folder() == folder
     assert os.stat(folder / "model.bin").st_mtime_ns == before
-    assert {"config.json", "tokenizer.json", "vocabulary.txt", "model.bin"} <= {p.name for p in folder.iterdir()}
+    assert {"config.json", "tokenizer.json", "vocabulary.txt", "model.bin"} <= {
+        p.name for p in folder.iterdir()
+    }

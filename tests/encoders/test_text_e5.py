@@ -16,7 +16,9 @@ def test_protocol_and_shape(text_encoder: TextEncoder) -> None:
     assert text_encoder.info.dim == 384
 
 
-def test_single_equals_inside_batch_of_32(text_encoder: TextEncoder, caption_pairs: list[tuple[str, str]]) -> None:
+def test_single_equals_inside_batch_of_32(
+    text_encoder: TextEncoder, caption_pairs: list[tuple[str, str]]
+) -> None:
     texts = [t for pair in caption_pairs[:16] for t in pair]
     assert len(texts) == 32
     batch = text_encoder.encode_text(texts)
