@@ -47,50 +47,44 @@ def sample_frames(
         raise ValueError(f"count must be >= 1, got {count}")
     if mode not in ("uniform", "scene"):
         raise ValueError(f"mode must be 'uniform' or 'scene', got {mode!r}")
+    if max_side < 2:
+        raise ValueError(f"max_side must be >= 2, got {max_side}")
+    if reader not in ("auto", "decord", "pyav", "torchcodec"):
+        raise ValueError(f"reader must be auto, decord, pyav or torchcodec, got {reader!r}")
     p = check_file(path)
     info = probe(p)
     if not info.has_video or info.width is None or info.height is None:
         raise UnsupportedMediaError(p, f"no video stream to sample frames from (kind {info.kind})")
     video_index = next(s.index for s in info.streams if s.type == "video" and not s.attached_pic)
     warnings: list[str] = []
-    for make in _reader_chain(p, reader, video_index, info.rotation):
+    for name, make in _reader_chain(p, reader, video_index, info.rotation):
         try:
-            rd = make()
-            return _sample_with(rd, info.width, info.height, count, mode, max_side, warnings)
+            return _sample_with(make(), info.width, info.height, count, mode, max_side, warnings)
         except MediaError:
             raise
         except Exception as exc:  # decord/torchcodec raise plain RuntimeError/DECORDError on bad data
             if reader != "auto":
                 raise CorruptMediaError(p, f"{reader} could not decode frames: {exc}") from None
-            warnings.append(
-                f"{_name(make)} failed ({exc.__class__.__name__}: {str(exc)[:200]}); falling back"
-            )
+            warnings.append(f"{name} failed ({exc.__class__.__name__}: {str(exc)[:200]}); falling back")
     raise CorruptMediaError(p, "; ".join(warnings) or "no frame reader could decode this video")
 
 
-def _name(make: Callable[[], FrameReader]) -> str:
-    return getattr(make, "reader_name", "reader")
+ReaderFactory = Callable[[], FrameReader]
 
 
-def _reader_chain(p: Path, reader: str, video_index: int, rotation: int) -> list[Callable[[], FrameReader]]:
-    def decord_() -> FrameReader:
-        return DecordReader(p, rotation)
-
-    def torchcodec_() -> FrameReader:
-        return TorchCodecReader(p, rotation)
-
-    def pyav_() -> FrameReader:
-        return PyAVReader(p, video_index, rotation)
-
-    for fn, name in ((decord_, "decord"), (torchcodec_, "torchcodec"), (pyav_, "pyav")):
-        fn.reader_name = name  # type: ignore[attr-defined]
-    if reader == "decord":
-        return [decord_]
-    if reader == "torchcodec":
-        return [torchcodec_]
-    if reader == "pyav":
-        return [pyav_]
-    return [decord_, torchcodec_ if torchcodec_available() else pyav_]
+def _reader_chain(p: Path, reader: str, video_index: int, rotation: int) -> list[tuple[str, ReaderFactory]]:
+    """Readers to try in order: decord, then torchcodec when installed, then PyAV (or just the one asked)."""
+    factories: dict[str, ReaderFactory] = {
+        "decord": lambda: DecordReader(p, rotation),
+        "torchcodec": lambda: TorchCodecReader(p, rotation),
+        "pyav": lambda: PyAVReader(p, video_index, rotation),
+    }
+    if reader == "torchcodec" and not torchcodec_available():
+        raise ValueError("reader='torchcodec' was requested but torchcodec is not installed")
+    if reader != "auto":
+        return [(reader, factories[reader])]
+    order = ["decord", "torchcodec", "pyav"] if torchcodec_available() else ["decord", "pyav"]
+    return [(name, factories[name]) for name in order]
 
 
 def target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
