@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import av.container
+import av.stream
 import numpy as np
 
 from .avio import ResilientDemuxer, check_file, open_container, typed_media_errors
@@ -66,11 +67,18 @@ def load_audio(
         spans = [(float(s), float(s) + win) for s in starts]
     pieces: list[np.ndarray] = []
     windows: list[tuple[float, float]] = []
+    index = next(s.index for s in info.streams if s.type == "audio")
+    whole = duration <= max_seconds
     with open_container(p) as container:
+        stream = container.streams[index]
         for start, end in spans:
-            samples = _decode_span(
-                p, container, start, end, sample_rate, whole=duration <= max_seconds, warnings=warnings
-            )
+            if whole:
+                end = max_seconds  # bound the decode even when the header understates the length
+            samples = _decode_span(p, container, stream, start, end, sample_rate, whole, warnings)
+            if whole and len(samples) >= int(round(max_seconds * sample_rate)):
+                warnings.append(
+                    f"audio runs past its stated {duration:.1f} s; kept the first {max_seconds:g} s"
+                )
             if len(samples):
                 pieces.append(samples)
                 windows.append((start, start + len(samples) / sample_rate))
@@ -142,14 +150,14 @@ class _Collector:
 def _decode_span(
     p: Path,
     container: av.container.InputContainer,
+    stream: av.stream.Stream,
     start: float,
     end: float,
     rate: int,
     whole: bool,
     warnings: list[str],
 ) -> np.ndarray:
-    """Mono samples covering [start, end) of the source (the whole track when ``whole``)."""
-    stream = container.streams.audio[0]
+    """Mono samples covering [start, end) of the source; ``whole`` reads from the very start, no seek."""
     resampler = _Resampler(rate)
     limit = int(round((end - start) * rate))
     got = _Collector()
@@ -174,7 +182,7 @@ def _decode_span(
                 got.skip = 0 if whole else max(0, int(round((start - first) * rate)))
             frame.pts = None  # the resampler must not reject timestamp gaps after a seek
             got.add(resampler.resample(frame))
-        if not whole and got.count >= limit:
+        if got.count >= limit:
             break
     if packets.errors:
         warnings.append(f"audio demuxer resynchronised after {packets.errors} damaged span(s)")
@@ -185,5 +193,4 @@ def _decode_span(
         raise CorruptMediaError(p, f"{bad} of {total} audio packets do not decode")
     if bad:
         warnings.append(f"skipped {bad} undecodable audio packet(s) of {total}")
-    samples = got.samples()
-    return samples if whole else samples[:limit]
+    return got.samples()[:limit]
