@@ -210,6 +210,16 @@ class EventStore:
             for r in rows:
                 yield EventRecord(*r[1:])
 
+    def popular_items(self, limit: int = 200) -> list[tuple[str, int]]:
+        """Items by number of distinct users with a positive signal (like, share, comment, view, rating >= 4)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT item_id, COUNT(DISTINCT user_id) AS n FROM events WHERE event IN ('like','share','comment','view')"
+                " OR (event='rating' AND value>=4) GROUP BY item_id ORDER BY n DESC, item_id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(str(i), int(n)) for i, n in rows]
+
     # Profiles are stored here too (one database per library); mmrec.profiles owns their encoding.
     def put_profile_blob(self, user_id: str, data: bytes, updated: float) -> None:
         with self._lock, self._conn:

@@ -199,7 +199,7 @@ class Recommender:
     ) -> tuple[dict[int, float], dict[int, float]]:
         """Collaborative and popularity scores (each scaled to [0, 1]) by item key, top ``n_extra`` each."""
         if self.hybrid is None or not self.cf_items:
-            return {}, {}
+            return {}, self._popular(exclude, n_extra)
         row = np.zeros(len(self.cf_items), dtype=np.float32)
         for e in self.events.events(prof.user_id):
             j = self.cf_index.get(e.item_id)
@@ -224,6 +224,21 @@ class Recommender:
                     break
             out.append(scores)
         return out[0], out[1]
+
+    def _popular(self, exclude: set[int], n: int) -> dict[int, float]:
+        """Without a collaborative model: items most users engaged with, scaled to [0, 1]."""
+        counts = self.events.popular_items(n + len(exclude))
+        if not counts:
+            return {}
+        top = counts[0][1]
+        out: dict[int, float] = {}
+        for item_id, c in counts:
+            rec = self.store.get(item_id)
+            if rec is not None and rec.key is not None and int(rec.key) not in exclude:
+                out[int(rec.key)] = c / top
+            if len(out) >= n:
+                break
+        return out
 
     def _reasons(
         self,

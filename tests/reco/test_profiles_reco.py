@@ -170,3 +170,15 @@ def test_collaborative_candidates_blend_in(stamp_library, events, reco) -> None:
     rec = blended[ids.index(treat)]
     assert "collaborative" in {r.kind for r in rec.reasons}
     assert not set(ids) & set(vehicles[:3])
+
+
+def test_popular_items_reach_users_without_content_signal(stamp_library, events, reco) -> None:  # noqa: ANN001
+    """A user whose only event is on an item outside the library still gets what others liked most."""
+    hit = stamp_library.by_category["plants"][0]
+    events.add_events([EventRecord(f"o{u}", hit, "like", None, T0 + u) for u in range(5)])
+    events.add_events([EventRecord("o0", stamp_library.by_category["food"][0], "like", None, T0 + 99)])
+    events.add_events([EventRecord("lost", "not/in/library", "like", None, T0)])
+    recs = reco.recommend("lost", k=3)
+    assert recs[0].item_id == hit
+    assert recs[0].reasons[0].kind == "popular"
+    assert events.popular_items(2) == [(hit, 5), (stamp_library.by_category["food"][0], 1)]
