@@ -210,6 +210,16 @@ class EventStore:
             for r in rows:
                 yield EventRecord(*r[1:])
 
+    def count_for_user(self, user_id: str) -> int:
+        """Events + comments stored for a user: a profile folded from fewer rows is stale."""
+        with self._lock:
+            return int(
+                self._conn.execute(
+                    "SELECT (SELECT COUNT(*) FROM events WHERE user_id=?) + (SELECT COUNT(*) FROM comments WHERE user_id=?)",
+                    (user_id, user_id),
+                ).fetchone()[0]
+            )
+
     def popular_items(self, limit: int = 200) -> list[tuple[str, int]]:
         """Items by number of distinct users with a positive signal (like, share, comment, view, rating >= 4)."""
         with self._lock:

@@ -9,6 +9,7 @@ from mmrec.profiles.build import (
     refresh_profiles,
     resolve_config,
 )
+from mmrec.profiles.live import LiveProfiles
 from mmrec.profiles.model import Interest, UserProfile
 from mmrec.profiles.store import ProfileStore
 from mmrec.profiles.update import DEFAULT_CONFIG, ProfileConfig, event_weight, set_description, update_profile
@@ -17,6 +18,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "Interest",
     "ItemLookup",
+    "LiveProfiles",
     "ProfileConfig",
     "ProfileStore",
     "UserProfile",

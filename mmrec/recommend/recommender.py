@@ -111,9 +111,10 @@ class Recommender:
 
     # --- profile ---
     def profile(self, user_id: str) -> UserProfile:
-        """The stored profile, rebuilt from events when there is none yet."""
+        """The stored profile, rebuilt from events when there is none yet or rows were added since."""
         prof = self.profiles.get(user_id)
-        if prof is None and (self.events.events(user_id) or self.events.comments(user_id)):
+        n_rows = self.events.count_for_user(user_id)
+        if n_rows and (prof is None or prof.n_events != n_rows):
             prof = rebuild_profile(user_id, self.events, self.store)
             self.profiles.put(prof)
         if prof is None:

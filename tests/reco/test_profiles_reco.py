@@ -182,3 +182,23 @@ def test_popular_items_reach_users_without_content_signal(stamp_library, events,
     assert recs[0].item_id == hit
     assert recs[0].reasons[0].kind == "popular"
     assert events.popular_items(2) == [(hit, 5), (stamp_library.by_category["food"][0], 1)]
+
+
+def test_live_events_match_a_full_rebuild(stamp_library, events, reco) -> None:  # noqa: ANN001
+    from mmrec.profiles import LiveProfiles
+
+    live = LiveProfiles(events, stamp_library.store)
+    stream = _events("u", stamp_library.by_category["food"][:4]) + _events(
+        "u", stamp_library.by_category["animals"][:2], "skip", T0 + 600
+    )
+    for e in stream:
+        assert live.record(e) is not None
+    assert live.record(stream[0]) is None  # duplicate: stored once, folded once
+    incremental = ProfileStore(events).get("u")
+    full = rebuild_profile("u", events, stamp_library.store)
+    assert incremental.n_events == full.n_events == 6
+    assert incremental.seen == full.seen and len(incremental.negatives) == len(full.negatives) >= 1
+    assert np.allclose(incremental.interests[0].vector, full.interests[0].vector, atol=1e-5)
+    assert reco.profile("u").n_events == 6  # not stale: no rebuild needed
+    events.add_events(_events("u", stamp_library.by_category["plants"][:1], start=T0 + 900))
+    assert reco.profile("u").n_events == 7  # a row added behind its back triggers a rebuild
