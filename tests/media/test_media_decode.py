@@ -60,3 +60,11 @@ def test_warnings_carried(lena_dir: Path) -> None:
     media = decode_media(lena_dir / "lena-gsm.aiff")
     assert any("1963" in w for w in media.warnings)
     assert abs(media.audio[16000].seconds - 12.27) < 0.1
+
+
+def test_non_ascii_path_with_spaces(unicode_copy: Path) -> None:
+    media = decode_media(unicode_copy, DecodeSpec(frame_count=4, frame_max_side=96))
+    assert " " in str(unicode_copy) and not str(unicode_copy).isascii()
+    assert media.frames is not None and media.frames.reader == "decord"  # decord itself coped, no fallback
+    assert len(media.frames.frames) == 4 and abs(media.audio[16000].seconds - 5.312) < 0.03
+    assert media.warnings == []
