@@ -7,6 +7,7 @@ checkpoint and network definition and compute the log-mel front end ourselves (s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -69,36 +70,48 @@ def encoder_info(device: str) -> EncoderInfo:
         dim=512,
         version=VERSION,
         device=device,
-        extra={"front_end": "librosa-logmel-96", "pooling": "mean-of-blocks"},
+        extra={"front_end": "logmel-96-htk", "pooling": "mean-of-blocks"},
     )
 
 
-def log_mel(waveform: np.ndarray) -> np.ndarray:
-    """Peak-normalised waveform -> (time, 96) log-mel scaled to about [0, 1] like the training data."""
+@lru_cache(maxsize=1)
+def _mel_filters() -> np.ndarray:
+    """The package's mel bank: 96 HTK mels over 0-22.05 kHz, each filter of unit area (norm=1)."""
     import librosa
 
+    return librosa.filters.mel(
+        sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=0.0, fmax=SAMPLE_RATE / 2, htk=True, norm=1.0
+    ).astype(np.float32)
+
+
+def log_mel(waveform: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Peak-normalised waveform -> (time, 96) log-mel scaled to about [0, 1] like the training data.
+
+    Same maths as librosa.feature.melspectrogram (centred STFT, zero padding, periodic Hann, power 2)
+    but in torch, so it runs on the GPU too and is far faster than librosa on CPU (max diff ~1e-5).
+    """
     y = np.asarray(waveform, dtype=np.float32)
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     if peak > 0:
         y = y / peak
     if y.size < N_FFT:  # one STFT window at least; silence pads like the block padding below
         y = np.pad(y, (0, N_FFT - y.size))
-    mel = librosa.feature.melspectrogram(
-        y=y,
-        sr=SAMPLE_RATE,
-        n_fft=N_FFT,
+    x = torch.from_numpy(y).to(device)
+    window = torch.hann_window(N_FFT, periodic=True, device=device)
+    stft = torch.stft(
+        x,
+        N_FFT,
         hop_length=HOP,
         win_length=N_FFT,
-        n_mels=N_MELS,
-        fmin=0.0,
-        fmax=SAMPLE_RATE / 2,
-        htk=True,
-        norm=1.0,
-        power=2.0,
+        window=window,
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
     )
-    spec = np.log10(mel * 10000.0 + 1.0)
-    spec = (spec - _SPEC_MIN) / (_SPEC_MAX - _SPEC_MIN)
-    return spec.T.astype(np.float32)  # librosa gives mel x time; the network wants time x mel
+    power = stft.real.square() + stft.imag.square()
+    mel = torch.from_numpy(_mel_filters()).to(device) @ power
+    spec = (torch.log10(mel * 10000.0 + 1.0) - _SPEC_MIN) / (_SPEC_MAX - _SPEC_MIN)
+    return spec.T.contiguous().cpu().numpy()  # mel x time -> time x mel, as the network wants
 
 
 def blocks(spec: np.ndarray) -> np.ndarray:
@@ -143,7 +156,7 @@ class AisfxAudioEncoder:
         """Mono float32 waveforms at 44.1 kHz -> (N, 512) float32, rows L2-normalised."""
         if len(waveforms) == 0:
             return np.zeros((0, self.info.dim), dtype=np.float32)
-        per_clip = [blocks(log_mel(self._validate(w, i))) for i, w in enumerate(waveforms)]
+        per_clip = [blocks(log_mel(self._validate(w, i), self.device)) for i, w in enumerate(waveforms)]
         counts = [len(b) for b in per_clip]
         embedded = self._embed_blocks(np.concatenate(per_clip))
         bounds = np.cumsum([0, *counts])

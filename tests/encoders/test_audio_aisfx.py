@@ -105,3 +105,30 @@ def test_cuda_matches_cpu(
     wave = audio_decoder(lena_dir / "lena.wav", SR, max_seconds=SECONDS)
     gpu = AisfxAudioEncoder(device="cuda")
     assert float(gpu.encode_audio([wave])[0] @ audio_encoder.encode_audio([wave])[0]) >= 0.9999
+
+
+def test_torch_front_end_matches_the_packages_librosa_recipe(
+    lena_dir: Path, audio_decoder: Callable[..., np.ndarray]
+) -> None:
+    """Our torch log-mel reproduces aisfx's librosa spectrogram + 'original' min/max normalisation."""
+    import librosa
+
+    from encoders.bundled.audio_aisfx import log_mel
+
+    y = audio_decoder(lena_dir / "lena.wav", SR, max_seconds=3.0)
+    ref_mel = librosa.feature.melspectrogram(
+        y=y / np.abs(y).max(),
+        sr=SR,
+        n_mels=96,
+        norm=1.0,
+        fmin=0.0,
+        fmax=22050.0,
+        htk=True,
+        power=2.0,
+        hop_length=1024,
+        win_length=2048,
+    )
+    ref = (np.log10(ref_mel * 10000.0 + 1) / 9.457798957824707).T
+    ours = log_mel(y)
+    assert ours.shape == ref.shape and ours.shape[1] == 96
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
