@@ -208,6 +208,15 @@ class _Job:
         self.flush(plan, batch)
 
 
+def _decode_spec(models: Any, speech: bool, frame_count: int) -> Any:
+    """Audio at the rates the loaded sound/speech models want (touching them loads them: only when needed)."""
+    audio_rate = models.audio.sample_rate if getattr(models, "audio", None) is not None else None
+    speech_rate = (
+        models.speech.sample_rate if speech and getattr(models, "speech", None) is not None else None
+    )
+    return spec_for_models(audio_rate, speech_rate, frame_count=frame_count)
+
+
 def _probe_summary(info: Any) -> dict[str, Any]:
     keys = ("container", "duration_s", "width", "height", "fps", "rotation", "sample_rate", "channels")
     out = {k: getattr(info, k, None) for k in keys if getattr(info, k, None) is not None}
@@ -261,11 +270,7 @@ def run_encode(
         fusion = library_fusion(store, models, device)
         found = discover(media_dir, metadata)
         plan = make_plan(found, store, retry_failed=retry_failed)
-        audio_rate = models.audio.sample_rate if getattr(models, "audio", None) is not None else None
-        speech_rate = (
-            models.speech.sample_rate if speech and getattr(models, "speech", None) is not None else None
-        )
-        spec = spec_for_models(audio_rate, speech_rate, frame_count=frame_count)
+        spec = _decode_spec(models, speech, frame_count) if plan.todo else None
         if engine is None:
             n = default_workers() if workers is None else workers
             engine = SerialEngine() if n == 0 else LocalEngine(n, max_in_flight=batch_size + 2 * n)

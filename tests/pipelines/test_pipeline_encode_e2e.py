@@ -90,6 +90,7 @@ def test_rerun_modify_delete(encoded, models, data_dir: Path) -> None:
         before = store.vectors("frames", [store.find_by_path(str(kangaroo.resolve())).key])[0]
     shutil.copy(data_dir / "tuxpaint" / "stamps" / "animals" / "marsupials" / "wombat.png", kangaroo)
     (media / "images" / "animals" / "koala.png").unlink()
+    (media / "images" / "animals" / "koala.png.json").unlink()  # its sidecar goes with it
     third = run_encode(media, library, models=models, **FAST)
     assert third.encoded == 1 and third.deleted == 1 and third.skipped_unchanged == 3
     with LibraryStore.open(library) as store:
@@ -99,4 +100,44 @@ def test_rerun_modify_delete(encoded, models, data_dir: Path) -> None:
         assert store.get("koala") is None
         ok = [r for r in store.items() if r.path]
         assert len(ok) == len({r.path for r in ok}) == 4
-        assert third.index == "synced" and len(LibraryIndex.open(store)) == len(ok) + 1  # + the text-only note
+        assert (
+            third.index == "synced" and len(LibraryIndex.open(store)) == len(ok) + 1
+        )  # + the text-only note
+
+
+def test_query_file_matches_its_library_vector(encoded, models) -> None:
+    from pipelines.fusion_select import library_fusion
+    from pipelines.query import encode_file_for_query
+
+    media, library, _ = encoded
+    clip = media / "sounds" / "koala_call.ogg"
+    with LibraryStore.open(library, create=False) as store:
+        fusion = library_fusion(store, models)
+        rec = store.find_by_path(str(clip.resolve()))
+        stored = store.fused([rec.key])[0]
+        stored_audio = store.vectors("audio", [rec.key])[0]
+    fused, vectors, meta = encode_file_for_query(clip, models, fusion, frame_count=4)
+    assert meta["kind"] == "audio" and "audio" in vectors and "frames" not in vectors
+    assert float(vectors["audio"][0] @ stored_audio[0]) > 0.999  # batch vs single: same vector
+    assert float(fused @ stored) > 0.999
+
+
+def test_cli_encode_json_and_bad_manifest(encoded, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from mmrec.cli.cmd_encode import encode
+    from mmrec.errors import InvalidInputError
+
+    media, library, _ = encoded
+    result = CliRunner().invoke(encode, [str(media), "--library", str(library), "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    # after test_rerun_modify_delete: four media files left, the two bad ones still failed
+    assert payload["encoded"] == 0 and payload["skipped_unchanged"] == 4 and payload["skipped_failed"] == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,item_id,title\n,,\n")
+    result = CliRunner().invoke(encode, [str(media), "--library", str(library), "--metadata", str(bad)])
+    assert isinstance(result.exception, InvalidInputError)
+    assert result.exception.field == "item_id" and f"{bad}:2" in str(result.exception)
