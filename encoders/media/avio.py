@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,7 +61,7 @@ def typed_media_errors(fn: F) -> F:
 
 
 class ResilientDemuxer:
-    """Packets of one stream that keep coming after damaged container data.
+    """Packets of one stream (or several) that keep coming after damaged container data.
 
     FFmpeg's demuxers resynchronise (Ogg pages, MP4 samples) when asked again after an error, so a
     burst of garbage costs the damaged span only, not the rest of the file. ``errors`` counts the
@@ -69,17 +69,20 @@ class ResilientDemuxer:
     """
 
     def __init__(
-        self, container: av.container.InputContainer, stream: av.stream.Stream, max_errors: int = 32
-    ):
+        self,
+        container: av.container.InputContainer,
+        stream: av.stream.Stream | Sequence[av.stream.Stream],
+        max_errors: int = 32,
+    ) -> None:
         self.container = container
-        self.stream = stream
+        self.streams = tuple(stream) if isinstance(stream, Sequence) else (stream,)
         self.max_errors = max_errors
         self.errors = 0
 
     def __iter__(self) -> Iterator[av.Packet]:
         while True:
             try:
-                for packet in self.container.demux(self.stream):
+                for packet in self.container.demux(*self.streams):
                     if packet.size or packet.pts is not None:
                         yield packet
                 return

@@ -24,6 +24,7 @@ IMAGE_FORMATS = frozenset({"PNG", "JPEG", "GIF", "TIFF", "WEBP", "BMP", "MPO"})
 _COVER_CODECS = frozenset({"mjpeg", "png", "bmp", "gif", "webp", "tiff"})
 _ATTACHED_PIC = 1024  # AV_DISPOSITION_ATTACHED_PIC
 _MAX_DEMUX_PACKETS = 2_000_000
+_COVER_PACKET_BUDGET = 2_000  # packets read to tell a cover picture from MJPEG video
 
 
 @typed_media_errors
@@ -63,11 +64,28 @@ def _probe_image(p: Path) -> MediaInfo | None:
     )
 
 
-def _is_cover(stream: av.stream.Stream, has_audio: bool) -> bool:
-    """Cover art: an attached picture, or a one-frame still-image codec beside an audio track."""
+def _is_cover(p: Path, stream: av.stream.Stream, has_audio: bool) -> bool:
+    """Cover art: an attached picture, or a one-frame still-image codec beside an audio track.
+
+    A still-image codec is also how MJPEG cameras store real video, so an unknown frame count
+    (Matroska) is settled by looking for a second packet of that stream.
+    """
     if int(stream.disposition) & _ATTACHED_PIC:
         return True
-    return has_audio and stream.codec_context.name in _COVER_CODECS and stream.frames <= 1
+    if not has_audio or stream.codec_context.name not in _COVER_CODECS or stream.frames > 1:
+        return False
+    return stream.frames == 1 or _packet_count(p, stream.index, stop_at=2) < 2
+
+
+def _packet_count(p: Path, index: int, stop_at: int, budget: int = _COVER_PACKET_BUDGET) -> int:
+    """Packets of stream ``index`` among the first ``budget`` packets of the file (at most ``stop_at``)."""
+    found = 0
+    with open_container(p) as c:
+        for n, packet in enumerate(ResilientDemuxer(c, list(c.streams))):
+            found += packet.stream.index == index and packet.size > 0
+            if found >= stop_at or n >= budget:
+                break
+    return found
 
 
 def _stream_info(stream: av.stream.Stream, cover: bool) -> StreamInfo:
@@ -103,7 +121,7 @@ def _probe_av(p: Path, container: av.container.InputContainer) -> MediaInfo:
     ]
     has_audio = bool(audio)
     all_video = [s for s in container.streams.video if s.codec_context is not None and s.codec_context.width]
-    covers = {s.index for s in all_video if _is_cover(s, has_audio)}
+    covers = {s.index for s in all_video if _is_cover(p, s, has_audio)}
     video = [s for s in all_video if s.index not in covers]
     streams = tuple(_stream_info(s, s.index in covers) for s in container.streams)
     if not audio and not video:

