@@ -27,9 +27,21 @@ _JSON_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
 _LANG_CODE = re.compile(r"^[a-z]{2,3}$")
 
 
+_FIELD_LANG = re.compile(r'"language"\s*:\s*"([^"]*)"')
+_FIELD_SENT = re.compile(r'"sentiment"\s*:\s*(-?\d+(?:\.\d+)?|"[^"]*")')
+_FIELD_KWS = re.compile(r'"keywords"\s*:\s*\[(.*?)(?:\]|$)', re.DOTALL)
+_QUOTED = re.compile(r'"([^"]*)"')
+# Small models often answer with a label instead of a number.
+_SENTIMENT_WORDS = {"positive": 0.8, "negative": -0.8, "neutral": 0.0, "mixed": 0.0}
+
+
 def parse_llm_reply(reply: str) -> dict[str, Any]:
-    """Pull the valid fields out of a model reply; absent or invalid ones are simply left out."""
-    found: dict[str, Any] = {}
+    """Pull the valid fields out of a model reply; absent or invalid ones are simply left out.
+
+    A complete JSON object is used when there is one; otherwise each field is read on its own, which
+    also works on replies cut off by the token limit.
+    """
+    found: dict[str, Any] | None = None
     for match in _JSON_OBJECT.finditer(reply):
         try:
             obj = json.loads(match.group(0))
@@ -38,19 +50,37 @@ def parse_llm_reply(reply: str) -> dict[str, Any]:
         if isinstance(obj, dict):
             found = obj
             break
+    if found is None:
+        found = _fields_by_regex(reply)
     out: dict[str, Any] = {}
     lang = found.get("language")
-    if isinstance(lang, str) and _LANG_CODE.match(lang.strip().lower()):
-        out["language"] = lang.strip().lower()
+    if isinstance(lang, str):
+        code = re.split(r"[-_]", lang.strip().lower(), maxsplit=1)[0]  # "en-US" -> "en"
+        if _LANG_CODE.match(code):
+            out["language"] = code
     sent = found.get("sentiment")
+    if isinstance(sent, str):
+        sent = _SENTIMENT_WORDS.get(sent.strip().lower())
     if isinstance(sent, (int, float)) and not isinstance(sent, bool) and -1.0 <= float(sent) <= 1.0:
         out["sentiment"] = float(sent)
     kws = found.get("keywords")
     if isinstance(kws, list):
-        words = [k.strip() for k in kws if isinstance(k, str) and k.strip()]
+        words = list(dict.fromkeys(k.strip() for k in kws if isinstance(k, str) and k.strip()))
         if words:
             out["keywords"] = words[:8]
     return out
+
+
+def _fields_by_regex(reply: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if m := _FIELD_LANG.search(reply):
+        fields["language"] = m.group(1)
+    if m := _FIELD_SENT.search(reply):
+        raw = m.group(1)
+        fields["sentiment"] = raw.strip('"') if raw.startswith('"') else float(raw)
+    if m := _FIELD_KWS.search(reply):
+        fields["keywords"] = _QUOTED.findall(m.group(1))
+    return fields
 
 
 class LLMAnalyzer:

@@ -88,3 +88,6 @@ def test_llm_reply_parsing_keeps_only_valid_fields() -> None:
     assert parse_llm_reply('{"language": "english!", "sentiment": 7, "keywords": "x"}') == {}
     assert parse_llm_reply("I think it is positive.") == {}
     assert parse_llm_reply('{"sentiment": true} {"sentiment": -0.5}') == {}
+    # What SmolLM2-135M-Instruct (GGUF) really answered: labels, a region code, a reply cut off mid-list.
+    cut = '{\n  "language": "en-US",\n  "sentiment": "negative",\n  "keywords": ["battery life", "exception", "exception", "exc'
+    assert parse_llm_reply(cut) == {"language": "en", "sentiment": -0.8, "keywords": ["battery life", "exception"]}
