@@ -182,13 +182,14 @@ class ItemKNN:
 class ImplicitALS:
     """Implicit-feedback matrix factorisation (Hu, Koren & Volinsky 2008) by alternating least squares.
 
-    Plain numpy, meant for small catalogues; its item factors give the content→CF mapping a compact
-    target. Confidence is ``1 + alpha * weight``.
+    Plain numpy (one small solve per user and item per sweep), meant for small catalogues; an alternative
+    collaborative space for content mappings (its item factors did about as well as EASE columns as a
+    ridge target on cold MovieLens items). Confidence is ``1 + alpha * weight``.
     """
 
     def __init__(
         self, factors: int = 64, l2: float = 0.1, alpha: float = 10.0, iterations: int = 10, seed: int = 0
-    ):
+    ) -> None:
         self.factors, self.l2, self.alpha, self.iterations, self.seed = factors, l2, alpha, iterations, seed
         self.user_factors: np.ndarray | None = None
         self.item_factors: np.ndarray | None = None
