@@ -138,7 +138,8 @@ class LibraryIndex:
         upserted, removed, new_seq = self.store.changes_since(seq)
         if len(upserted) or len(removed):
             index.remove(removed)
-            index.upsert(upserted, self.store.fused(upserted))
+            if len(upserted):
+                index.upsert(upserted, self.store.fused(upserted))
             self._seq = new_seq
             self._save()
         return {"upserted": len(index), "removed": 0, "seq": self._seq}

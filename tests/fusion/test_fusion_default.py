@@ -77,7 +77,9 @@ def test_batch_equals_single_with_ragged_frames() -> None:
     fusion = Fusion(DIMS, device="cpu", batch_size=7)
     mods = list(DIMS)
     items = [
-        random_item(rng, list(rng.choice(mods, size=rng.integers(1, 7), replace=False)), int(rng.integers(1, 12)))
+        random_item(
+            rng, list(rng.choice(mods, size=rng.integers(1, 7), replace=False)), int(rng.integers(1, 12))
+        )
         for _ in range(20)
     ]
     batched, wb = fusion.fuse(items)
@@ -145,3 +147,18 @@ def test_save_load_round_trip(tmp_path, fusion: Fusion) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(FusionInputError, match="junk.pt: not a fusion checkpoint"):
         Fusion.load(tmp_path / "junk.pt", device="cpu")
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu() -> None:
+    rng = np.random.default_rng(9)
+    items = [
+        random_item(rng, ["frames", "audio", "text", "vtags"], n_frames=int(rng.integers(1, 9)))
+        for _ in range(16)
+    ]
+    cpu, wc = Fusion(DIMS, device="cpu").fuse(items)
+    gpu_fusion = Fusion(DIMS, device="auto")
+    assert gpu_fusion.device == "cuda"
+    gpu, wg = gpu_fusion.fuse(items)
+    np.testing.assert_allclose(gpu, cpu, atol=1e-5)
+    assert [pytest.approx(w, abs=1e-6) for w in wc] == wg

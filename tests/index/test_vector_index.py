@@ -113,7 +113,7 @@ def test_auto_choice_switches_at_threshold() -> None:
 
 
 def test_ivf_pq_trains_on_first_batch_and_rejects_tiny_sample() -> None:
-    index = VectorIndex.create(DIM, 10, factory="IVF8,PQ8")
+    index = VectorIndex.create(DIM, 10, factory="IVF8,PQ8x4")
     with pytest.raises(VectorIndexError, match="needs at least"):
         index.add(np.arange(10), clustered(10))
     index.add(np.arange(2000), clustered(2000))
@@ -199,3 +199,32 @@ def test_failure_while_writing_leaves_old_index(tmp_path: Path, monkeypatch: pyt
     monkeypatch.undo()
     assert len(VectorIndex.load(folder)) == 100
     assert not list(tmp_path.glob(".index.tmp-*"))
+
+
+def test_concurrent_searches_during_upserts() -> None:
+    import threading
+
+    vecs = clustered(2000)
+    index = VectorIndex.create(DIM, 2000, factory="HNSW16,Flat")
+    index.add(np.arange(2000), vecs)
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for i in range(100):
+                _, got = index.search(vecs[i : i + 1], 5)
+                assert got[0, 0] >= 0
+        except BaseException as exc:  # surfaced in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for start in range(0, 400, 20):
+        index.upsert(np.arange(start, start + 20), clustered(20, seed=start + 100))
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(index) == 2000
+    moved = clustered(20, seed=100)
+    assert index.search(moved[:1], 1)[1][0, 0] == 0
