@@ -144,6 +144,12 @@ class LibraryIndex:
             self._save()
         return {"upserted": len(index), "removed": 0, "seq": self._seq}
 
+    def save(self) -> None:
+        """Write the index folder now (sync and rebuild already save; this is for explicit callers)."""
+        with self._write:
+            if self.index is not None:
+                self._save()
+
     def _save(self) -> None:
         assert self.index is not None
         self.index.meta["seq"] = self._seq

@@ -77,6 +77,7 @@ def test_rebuild_with_factory_is_remembered_and_filters_work(store: LibraryStore
     keys = np.array(store.commit_items(items, fusion.version))
     li = LibraryIndex.open(store)
     li.rebuild("HNSW16,Flat")
+    li.save()  # what ``Library.reindex`` calls after a rebuild
     assert li.describe()["factory"] == "HNSW16,Flat"
     again = LibraryIndex.open(store)
     assert again.describe()["factory"] == "HNSW16,Flat" and len(again) == 300
