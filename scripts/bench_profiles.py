@@ -99,7 +99,9 @@ def main() -> None:
         "events_timed": args.events,
         "interests_per_user_mean": round(float(np.mean(n_int)), 2),
         "update_ms": q(update_ms),
-        "update_cpu_ms": q(update_cpu_ms),  # process CPU time: excludes waiting for a core on a shared machine
+        "update_cpu_ms": q(
+            update_cpu_ms
+        ),  # process CPU time: excludes waiting for a core on a shared machine
         "round_trip_ms": q(trip_ms),
         "target_p99_ms": 20.0,
     }

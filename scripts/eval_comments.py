@@ -80,7 +80,9 @@ def main() -> None:
     for test in FILES:
         train = [n for n in FILES if n != test]
         head = fit_head(np.concatenate([emb[n] for n in train]), np.concatenate([data[n][1] for n in train]))
-        report["rotation"][f"train {'+'.join(train)} -> test {test}"] = round(accuracy(head.score(emb[test]), data[test][1]), 4)
+        report["rotation"][f"train {'+'.join(train)} -> test {test}"] = round(
+            accuracy(head.score(emb[test]), data[test][1]), 4
+        )
     analyzer = BundledAnalyzer(embedder=embedder)
     texts, labels = data["imdb"]
     shipped = [a.sentiment for a in analyzer.analyze(texts)]

@@ -47,7 +47,9 @@ def embed_cached(name: str, texts: list[str], embedder: E5Embedder | None = None
 def fit_head(x: np.ndarray, y: np.ndarray, c: float = 4.0) -> SentimentHead:
     clf = LogisticRegression(C=c, max_iter=2000)
     clf.fit(x, y)
-    return SentimentHead(weight=clf.coef_[0].astype(np.float32), bias=float(clf.intercept_[0]), model=E5Embedder.model_name)
+    return SentimentHead(
+        weight=clf.coef_[0].astype(np.float32), bias=float(clf.intercept_[0]), model=E5Embedder.model_name
+    )
 
 
 def main() -> None:

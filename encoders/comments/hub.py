@@ -121,7 +121,11 @@ class LLMAnalyzer:
         else:
             prompt = messages[0]["content"] + "\n"
         enc = self.tokenizer(prompt, return_tensors="pt").to(self.device)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        pad = (
+            self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else self.tokenizer.eos_token_id
+        )
         with torch.inference_mode():
             out = self.model.generate(
                 **enc, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad
@@ -147,5 +151,7 @@ class LLMAnalyzer:
             else:
                 n = len(words)
                 keywords = [(w, round(1.0 - i / max(n, 1), 4)) for i, w in enumerate(words)]
-            results.append(CommentAnalysis(text=text, language=lang, sentiment=float(sentiment), keywords=keywords))
+            results.append(
+                CommentAnalysis(text=text, language=lang, sentiment=float(sentiment), keywords=keywords)
+            )
         return results

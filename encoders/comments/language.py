@@ -13,17 +13,69 @@ _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 # Frequent short words, enough to separate the main Latin-script languages on comment-length text.
 _LATIN_MARKERS: dict[str, frozenset[str]] = {
-    "en": frozenset(["the", "and", "is", "it", "this", "was", "to", "of", "a", "i", "you", "not", "for", "with", "my", "but", "are", "have", "very"]),
-    "fr": frozenset(["le", "la", "les", "et", "est", "une", "des", "du", "pas", "je", "que", "pour", "avec", "très", "c'est"]),
-    "de": frozenset(["der", "die", "das", "und", "ist", "nicht", "ich", "ein", "eine", "mit", "sehr", "auch", "zu", "den"]),
-    "es": frozenset(["el", "la", "los", "las", "y", "es", "un", "una", "que", "muy", "no", "por", "con", "para", "pero"]),
-    "it": frozenset(["il", "lo", "la", "gli", "e", "è", "un", "una", "che", "non", "per", "con", "molto", "ma", "sono"]),
-    "pt": frozenset(["o", "a", "os", "as", "e", "é", "um", "uma", "que", "não", "muito", "com", "para", "mas"]),
-    "nl": frozenset(["de", "het", "een", "en", "is", "niet", "ik", "dat", "met", "zeer", "van", "voor", "maar"]),
+    "en": frozenset(
+        [
+            "the",
+            "and",
+            "is",
+            "it",
+            "this",
+            "was",
+            "to",
+            "of",
+            "a",
+            "i",
+            "you",
+            "not",
+            "for",
+            "with",
+            "my",
+            "but",
+            "are",
+            "have",
+            "very",
+        ]
+    ),
+    "fr": frozenset(
+        [
+            "le",
+            "la",
+            "les",
+            "et",
+            "est",
+            "une",
+            "des",
+            "du",
+            "pas",
+            "je",
+            "que",
+            "pour",
+            "avec",
+            "très",
+            "c'est",
+        ]
+    ),
+    "de": frozenset(
+        ["der", "die", "das", "und", "ist", "nicht", "ich", "ein", "eine", "mit", "sehr", "auch", "zu", "den"]
+    ),
+    "es": frozenset(
+        ["el", "la", "los", "las", "y", "es", "un", "una", "que", "muy", "no", "por", "con", "para", "pero"]
+    ),
+    "it": frozenset(
+        ["il", "lo", "la", "gli", "e", "è", "un", "una", "che", "non", "per", "con", "molto", "ma", "sono"]
+    ),
+    "pt": frozenset(
+        ["o", "a", "os", "as", "e", "é", "um", "uma", "que", "não", "muito", "com", "para", "mas"]
+    ),
+    "nl": frozenset(
+        ["de", "het", "een", "en", "is", "niet", "ik", "dat", "met", "zeer", "van", "voor", "maar"]
+    ),
 }
 
 # English words that are also function words elsewhere ("as", "no", "de" in names): never count against English.
-_ENGLISH_EXTRA = frozenset(["as", "no", "so", "be", "in", "on", "at", "that", "like", "de", "an", "am", "me", "super"])
+_ENGLISH_EXTRA = frozenset(
+    ["as", "no", "so", "be", "in", "on", "at", "that", "like", "de", "an", "am", "me", "super"]
+)
 
 # Unicode name prefixes of non-Latin scripts that map to one language well enough.
 _SCRIPT_LANG: list[tuple[str, str]] = [
@@ -84,7 +136,10 @@ def _latin_language(text: str) -> str:
     """English unless another language's function words are clearly more frequent (>= 2 hits)."""
     words = {w.lower() for w in _WORD.findall(text)}
     en = _LATIN_MARKERS["en"] | _ENGLISH_EXTRA
-    hits = {lang: len(words & (markers if lang == "en" else markers - en)) for lang, markers in _LATIN_MARKERS.items()}
+    hits = {
+        lang: len(words & (markers if lang == "en" else markers - en))
+        for lang, markers in _LATIN_MARKERS.items()
+    }
     best = max(hits, key=lambda k: hits[k])
     if best != "en" and hits[best] >= 2 and hits[best] > hits["en"]:
         return best

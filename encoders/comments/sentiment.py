@@ -46,7 +46,9 @@ class SentimentHead:
         return cls(weight=weight, bias=bias, model=model)
 
     def save(self, path: Path, **meta: str) -> None:
-        np.savez(path, weight=self.weight.astype(np.float32), bias=np.float32(self.bias), model=self.model, **meta)
+        np.savez(
+            path, weight=self.weight.astype(np.float32), bias=np.float32(self.bias), model=self.model, **meta
+        )
 
     def score(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, dim) embeddings -> (N,) polarity in [-1, 1] (2*sigmoid - 1 == tanh(logit/2))."""

@@ -38,15 +38,22 @@ def _console() -> Any:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @library_option
 @json_option
-@click.option("--analyzer", "analyzer_profile", default="bundled", show_default=True,
-              help="Comment analyzer: bundled, hub, a hub id, a model folder or a .gguf file.")
+@click.option(
+    "--analyzer",
+    "analyzer_profile",
+    default="bundled",
+    show_default=True,
+    help="Comment analyzer: bundled, hub, a hub id, a model folder or a .gguf file.",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 def ingest_cmd(file: Path, library: Path, as_json: bool, analyzer_profile: str, device: str) -> None:
     """Ingest an events or comments file (CSV, JSONL, Parquet; comments have a ``text`` column)."""
     from mmrec.events import EventStore, ingest, read_events
     from mmrec.profiles import refresh_profiles
 
-    kind = read_events(file).kind  # cheap for the sizes users ingest interactively; tells us if we need a model
+    kind = read_events(
+        file
+    ).kind  # cheap for the sizes users ingest interactively; tells us if we need a model
     analyzer = _analyzer(analyzer_profile, device) if kind == "comments" else None
     report = ingest(library, file, analyzer)
     refreshed = 0
@@ -67,8 +74,10 @@ def ingest_cmd(file: Path, library: Path, as_json: bool, analyzer_profile: str, 
         print_json(payload)
         return
     console = _console()
-    console.print(f"{report.kind}: [bold]{report.added}[/] added, {report.duplicates} duplicates, "
-                  f"{len(report.errors)} rejected rows, {refreshed} profiles refreshed")
+    console.print(
+        f"{report.kind}: [bold]{report.added}[/] added, {report.duplicates} duplicates, "
+        f"{len(report.errors)} rejected rows, {refreshed} profiles refreshed"
+    )
     for e in report.errors[:50]:
         console.print(f"  [red]{file}:{e.line}[/] {e.field}: {e.reason}", highlight=False)
     if len(report.errors) > 50:
@@ -107,8 +116,13 @@ def _texts_from(source: str) -> list[str]:
 @click.command("analyze")
 @click.argument("source")
 @json_option
-@click.option("--analyzer", "analyzer_profile", default="bundled", show_default=True,
-              help="bundled, hub, a hub id, a model folder or a .gguf file.")
+@click.option(
+    "--analyzer",
+    "analyzer_profile",
+    default="bundled",
+    show_default=True,
+    help="bundled, hub, a hub id, a model folder or a .gguf file.",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 def analyze_cmd(source: str, as_json: bool, analyzer_profile: str, device: str) -> None:
     """Language, sentiment and keywords of comments: a TEXT, or a .txt (one per line), .csv or .jsonl FILE."""
@@ -121,7 +135,12 @@ def analyze_cmd(source: str, as_json: bool, analyzer_profile: str, device: str) 
 
     table = Table("text", "lang", "sentiment", "keywords")
     for r in results:
-        table.add_row(r["text"][:60], r["language"], f"{r['sentiment']:+.2f}", ", ".join(k for k, _ in r["keywords"][:5]))
+        table.add_row(
+            r["text"][:60],
+            r["language"],
+            f"{r['sentiment']:+.2f}",
+            ", ".join(k for k, _ in r["keywords"][:5]),
+        )
     _console().print(table)
 
 
@@ -167,9 +186,13 @@ def profile_cmd(user: str, library: Path, as_json: bool, describe: str | None) -
     if summary["description"]:
         console.print(f"self-description: {summary['description']}")
     for n, i in enumerate(summary["interests"], start=1):
-        console.print(f"  interest #{n}  weight {i['weight']:.3f}  {', '.join(i['keywords'])}  ({len(i['items'])} items)")
+        console.print(
+            f"  interest #{n}  weight {i['weight']:.3f}  {', '.join(i['keywords'])}  ({len(i['items'])} items)"
+        )
     if summary["negatives"]:
-        console.print(f"  negatives: {len(summary['negatives'])} clusters, disliked {len(summary['disliked'])} items")
+        console.print(
+            f"  negatives: {len(summary['negatives'])} clusters, disliked {len(summary['disliked'])} items"
+        )
     prefs = ", ".join(f"{m} {v:.2f}" for m, v in summary["modality_prefs"].items())
     console.print(f"  modality preferences: {prefs or '-'}")
 
@@ -179,8 +202,13 @@ def profile_cmd(user: str, library: Path, as_json: bool, describe: str | None) -
 @library_option
 @json_option
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
-@click.option("--diversity", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
-              help="0 = pure relevance, 1 = maximal spread (MMR).")
+@click.option(
+    "--diversity",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="0 = pure relevance, 1 = maximal spread (MMR).",
+)
 def recommend_cmd(user: str, library: Path, as_json: bool, k: int, diversity: float) -> None:
     """Recommend items for USER from their profile (interests, negatives, self-description)."""
     lib, events, reco = _profile_for(library, user)

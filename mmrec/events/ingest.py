@@ -41,7 +41,9 @@ def ingest(library_path: str | Path, file: str | Path, analyzer: Analyzer | None
         if result.kind == "comments":
             fresh = store.new_comments(result.comments)
             if fresh and analyzer is None:
-                raise InvalidInputError(str(file), "text", "comments need an analyzer (encoders.comments.load_analyzer)")
+                raise InvalidInputError(
+                    str(file), "text", "comments need an analyzer (encoders.comments.load_analyzer)"
+                )
             analyses = analyzer.analyze([c.text for c in fresh]) if fresh and analyzer else []
             added = store.add_comments(fresh, analyses, analyzer.name if analyzer else "")
             total = len(result.comments)

@@ -77,7 +77,14 @@ def _csv_rows(p: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | R
         start = reader.line_num + 1
         for row in reader:
             if None in row:
-                yield start, RowError(start, "row", f"{len(row[None]) + len(reader.fieldnames)} fields, header has {len(reader.fieldnames)}")
+                yield (
+                    start,
+                    RowError(
+                        start,
+                        "row",
+                        f"{len(row[None]) + len(reader.fieldnames)} fields, header has {len(reader.fieldnames)}",
+                    ),
+                )
             else:
                 yield start, row
             start = reader.line_num + 1
@@ -160,7 +167,11 @@ def _event(line: int, row: dict[str, Any], errors: list[RowError]) -> EventRecor
 
 
 def _value(raw: Any, kind: str, line: int, errors: list[RowError]) -> float | None:
-    if raw is None or (isinstance(raw, str) and not raw.strip()) or (isinstance(raw, float) and math.isnan(raw)):
+    if (
+        raw is None
+        or (isinstance(raw, str) and not raw.strip())
+        or (isinstance(raw, float) and math.isnan(raw))
+    ):
         if kind == "rating":
             errors.append(RowError(line, "value", "a rating event needs a value"))
         return None

@@ -24,7 +24,9 @@ class ItemSource(Protocol):
     def iter_fused(self, batch_size: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
 
 
-def calibrate(store: ItemSource, quantile: float = 0.75, sample: int = 2000, seed: int = 0) -> tuple[float, np.ndarray | None]:
+def calibrate(
+    store: ItemSource, quantile: float = 0.75, sample: int = 2000, seed: int = 0
+) -> tuple[float, np.ndarray | None]:
     """(tau, center): the library's mean fused vector and a high quantile of centred random-pair cosines.
 
     Joining an interest needs more similarity than most unrelated pairs show; the quantile adapts
@@ -67,7 +69,9 @@ class ItemLookup:
         self.store = store
         self._cache: dict[str, tuple[int, np.ndarray, dict[str, float], list[tuple[str, float]]] | None] = {}
 
-    def __call__(self, item_id: str) -> tuple[int, np.ndarray, dict[str, float], list[tuple[str, float]]] | None:
+    def __call__(
+        self, item_id: str
+    ) -> tuple[int, np.ndarray, dict[str, float], list[tuple[str, float]]] | None:
         if item_id not in self._cache:
             rec = self.store.get(item_id)
             if rec is None or rec.key is None or getattr(rec, "status", "ok") != "ok":
@@ -96,7 +100,15 @@ def apply_events(
             continue
         key, vec, att, kws = found
         # Comments bring their own keywords; other events label the interest with the item's.
-        update_profile(profile, row, vec, att, key, keywords=None if isinstance(row, StoredComment) else kws, config=config)
+        update_profile(
+            profile,
+            row,
+            vec,
+            att,
+            key,
+            keywords=None if isinstance(row, StoredComment) else kws,
+            config=config,
+        )
     return profile
 
 
@@ -122,4 +134,3 @@ def refresh_profiles(
     profiles = [rebuild_profile(u, events, store, config) for u in sorted(set(user_ids))]
     ProfileStore(events).put_many(profiles)
     return profiles
-

@@ -87,8 +87,12 @@ class UserProfile:
     def to_bytes(self) -> bytes:
         meta = {
             "user_id": self.user_id,
-            "interests": [{"weight": i.weight, "keywords": i.keywords, "items": i.items} for i in self.interests],
-            "negatives": [{"weight": n.weight, "keywords": n.keywords, "items": n.items} for n in self.negatives],
+            "interests": [
+                {"weight": i.weight, "keywords": i.keywords, "items": i.items} for i in self.interests
+            ],
+            "negatives": [
+                {"weight": n.weight, "keywords": n.keywords, "items": n.items} for n in self.negatives
+            ],
             "keywords": self.keywords,
             "modality_acc": self.modality_acc,
             "modality_mass": self.modality_mass,
@@ -99,7 +103,9 @@ class UserProfile:
             "n_events": self.n_events,
             "saved": time.time(),
         }
-        arrays: dict[str, np.ndarray] = {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
+        arrays: dict[str, np.ndarray] = {
+            "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+        }
         if self.interests:
             arrays["interests"] = np.stack([i.acc for i in self.interests]).astype(np.float32)
         if self.negatives:
@@ -120,7 +126,12 @@ class UserProfile:
 
         def clusters(rows: np.ndarray, metas: list[dict]) -> list[Interest]:
             return [
-                Interest(acc=np.array(r), weight=float(m["weight"]), keywords=dict(m["keywords"]), items=list(m["items"]))
+                Interest(
+                    acc=np.array(r),
+                    weight=float(m["weight"]),
+                    keywords=dict(m["keywords"]),
+                    items=list(m["items"]),
+                )
                 for r, m in zip(rows, metas, strict=True)
             ]
 

@@ -19,7 +19,9 @@ from mmrec.events.store import StoredComment
 from mmrec.profiles.model import Interest, UserProfile
 
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
-_TITLE_STOP = frozenset(["the", "and", "for", "with", "from", "this", "that", "a", "an", "of", "in", "on", "to"])
+_TITLE_STOP = frozenset(
+    ["the", "and", "for", "with", "from", "this", "that", "a", "an", "of", "in", "on", "to"]
+)
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,14 @@ class ProfileConfig:
     """Knobs of profile building; the defaults rank like > share > comment > view × watch ratio."""
 
     event_weights: dict[str, float] = field(
-        default_factory=lambda: {"like": 1.0, "share": 0.8, "comment": 0.5, "view": 0.4, "skip": -0.3, "dislike": -1.0}
+        default_factory=lambda: {
+            "like": 1.0,
+            "share": 0.8,
+            "comment": 0.5,
+            "view": 0.4,
+            "skip": -0.3,
+            "dislike": -1.0,
+        }
     )
     comment_weight: float = 0.6  # scaled by the comment's sentiment (its sign decides positive/negative)
     rating_mid: float = 3.0  # ratings above it are positive, below negative
@@ -54,7 +63,9 @@ def event_weight(event: EventRecord | StoredComment, config: ProfileConfig = DEF
     if isinstance(event, StoredComment):
         return config.comment_weight * float(event.sentiment or 0.0)
     if event.event == "rating":
-        return float(np.clip(((event.value or config.rating_mid) - config.rating_mid) / config.rating_scale, -1, 1))
+        return float(
+            np.clip(((event.value or config.rating_mid) - config.rating_mid) / config.rating_scale, -1, 1)
+        )
     w = config.event_weights.get(event.event, 0.0)
     if event.event == "view":
         w *= 1.0 if event.value is None else float(event.value)

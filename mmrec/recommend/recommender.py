@@ -162,9 +162,22 @@ class Recommender:
         for i, rec in zip(order, records, strict=True):
             if rec is None:
                 continue
-            reasons = self._reasons(prof, cand[i], vecs[i], labels, int(best_q[i]), float(content_score[i]),
-                                    float(cf_arr[i]), float(pop_arr[i]), queries)
-            out.append(Recommendation(item_key=cand[i], item_id=rec.item_id, score=round(float(total[i]), 6), reasons=reasons))
+            reasons = self._reasons(
+                prof,
+                cand[i],
+                vecs[i],
+                labels,
+                int(best_q[i]),
+                float(content_score[i]),
+                float(cf_arr[i]),
+                float(pop_arr[i]),
+                queries,
+            )
+            out.append(
+                Recommendation(
+                    item_key=cand[i], item_id=rec.item_id, score=round(float(total[i]), 6), reasons=reasons
+                )
+            )
         return out
 
     def _queries(self, prof: UserProfile) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -191,8 +204,10 @@ class Recommender:
             return np.zeros(vecs.shape[0], np.float32)
         neg = np.stack(prof.negative_vectors)
         worst = (vecs @ neg.T).max(axis=1)
-        return self.config.negative_penalty * np.maximum(worst - self.config.negative_floor, 0.0) / (
-            1.0 - self.config.negative_floor
+        return (
+            self.config.negative_penalty
+            * np.maximum(worst - self.config.negative_floor, 0.0)
+            / (1.0 - self.config.negative_floor)
         )
 
     def _collaborative(
@@ -260,7 +275,9 @@ class Recommender:
         if hist is not None:
             reasons.append(Reason("history", f"similar to {hist[0]}", round(hist[1], 4)))
         if cf > 0:
-            reasons.append(Reason("collaborative", "users with similar history engaged with it", round(cf, 4)))
+            reasons.append(
+                Reason("collaborative", "users with similar history engaged with it", round(cf, 4))
+            )
         if pop > 0:
             reasons.append(Reason("popular", "popular among all users", round(pop, 4)))
         mod = self._top_modality(prof, key, vec, queries[q] if queries.shape[0] else None)
@@ -278,7 +295,9 @@ class Recommender:
         rec = self.store.get_by_keys([keys[j]])[0]
         return (rec.item_id if rec else str(keys[j])), float(sims[j])
 
-    def _top_modality(self, prof: UserProfile, key: int, vec: np.ndarray, query: np.ndarray | None) -> tuple[str, float] | None:
+    def _top_modality(
+        self, prof: UserProfile, key: int, vec: np.ndarray, query: np.ndarray | None
+    ) -> tuple[str, float] | None:
         if self.fusion is not None and query is not None:
             parts = self.fusion.contributions(query, vec[None, :])[0]
         else:

@@ -29,7 +29,11 @@ def test_analyze_text_and_files(tmp_path: Path) -> None:
     runner = CliRunner()
     out = _json(runner.invoke(analyze_cmd, ["这个视频太精彩了", "--json"]))
     (r,) = out["results"]
-    assert r["language"] == "zh" and r["sentiment"] > 0 and set(r) == {"text", "language", "sentiment", "keywords"}
+    assert (
+        r["language"] == "zh"
+        and r["sentiment"] > 0
+        and set(r) == {"text", "language", "sentiment", "keywords"}
+    )
     txt = tmp_path / "c.txt"
     txt.write_text("I loved this cute puppy video.\n\nTerrible sound, awful editing.\n")
     res = _json(runner.invoke(analyze_cmd, [str(txt), "--json"]))["results"]
@@ -55,7 +59,17 @@ def test_ingest_profile_recommend_flow(library: Path, stamp_library, tmp_path: P
     assert (again["added"], again["duplicates"]) == (0, 5)
 
     c = tmp_path / "comments.jsonl"
-    c.write_text(json.dumps({"user_id": "alice", "item_id": liked[0], "text": "Great truck, I love it!", "timestamp": 1700000300}) + "\n")
+    c.write_text(
+        json.dumps(
+            {
+                "user_id": "alice",
+                "item_id": liked[0],
+                "text": "Great truck, I love it!",
+                "timestamp": 1700000300,
+            }
+        )
+        + "\n"
+    )
     crep = _json(runner.invoke(ingest_cmd, [str(c), "--library", str(library), "--json"]))
     assert (crep["kind"], crep["added"]) == ("comments", 1)
 
@@ -64,7 +78,9 @@ def test_ingest_profile_recommend_flow(library: Path, stamp_library, tmp_path: P
     assert "truck" in prof["keywords"]
     assert set(prof["modality_prefs"]) == {"text", "tags"}
 
-    recs = _json(runner.invoke(recommend_cmd, ["alice", "--library", str(library), "-k", "5", "--json"]))["results"]
+    recs = _json(runner.invoke(recommend_cmd, ["alice", "--library", str(library), "-k", "5", "--json"]))[
+        "results"
+    ]
     assert len(recs) == 5 and not {r["item_id"] for r in recs} & set(liked)
     assert all(r["reasons"] for r in recs)
     human = runner.invoke(recommend_cmd, ["alice", "--library", str(library), "-k", "3"])
@@ -75,7 +91,9 @@ def test_describe_user_cold_start(library: Path, stamp_library) -> None:  # noqa
     runner = CliRunner()
     unknown = runner.invoke(recommend_cmd, ["bob", "--library", str(library), "--json"])
     assert unknown.exit_code != 0 and "describe-user" in str(unknown.exception)
-    _json(runner.invoke(describe_user_cmd, ["bob", "I love cats and dogs", "--library", str(library), "--json"]))
+    _json(
+        runner.invoke(describe_user_cmd, ["bob", "I love cats and dogs", "--library", str(library), "--json"])
+    )
     recs = _json(runner.invoke(recommend_cmd, ["bob", "--library", str(library), "--json"]))["results"]
     animals = sum(r["item_id"].startswith("animals/") for r in recs)
     assert animals >= 6

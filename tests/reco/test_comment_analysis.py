@@ -35,7 +35,9 @@ def test_english_sentiment_on_held_out_imdb(analyzer: CommentAnalyzer, sentiment
     """The shipped head never saw imdb (trained on amazon + yelp): accuracy on 150 of its sentences."""
     head_meta = np.load(Path(__file__).resolve().parents[2] / "encoders/comments/assets/sentiment_head.npz")
     assert "imdb" not in str(head_meta["trained_on"])
-    rows = [r for r in json.loads((sentiment_dir / "imdb.json").read_text()) if r.get("class") is not None][:150]
+    rows = [r for r in json.loads((sentiment_dir / "imdb.json").read_text()) if r.get("class") is not None][
+        :150
+    ]
     res = analyzer.analyze([r["text"] for r in rows])
     acc = np.mean([(a.sentiment > 0) == bool(r["class"]) for a, r in zip(res, rows, strict=True)])
     assert acc >= 0.85
@@ -45,7 +47,10 @@ def test_english_sentiment_on_held_out_imdb(analyzer: CommentAnalyzer, sentiment
 
 def test_english_keywords_and_sign(analyzer: CommentAnalyzer) -> None:
     pos, neg = analyzer.analyze(
-        ["The camera quality is amazing and the screen is gorgeous.", "The battery life is terrible, total waste of money."]
+        [
+            "The camera quality is amazing and the screen is gorgeous.",
+            "The battery life is terrible, total waste of money.",
+        ]
     )
     assert pos.sentiment > 0.3 and neg.sentiment < -0.3
     assert "camera quality" in dict(pos.keywords)
@@ -64,7 +69,9 @@ def test_english_keywords_and_sign(analyzer: CommentAnalyzer) -> None:
         ("我喜欢猫和狗", 1, "猫"),
     ],
 )
-def test_chinese_sentiment_and_keywords(analyzer: CommentAnalyzer, text: str, sign: int, keyword: str) -> None:
+def test_chinese_sentiment_and_keywords(
+    analyzer: CommentAnalyzer, text: str, sign: int, keyword: str
+) -> None:
     (a,) = analyzer.analyze([text])
     assert a.language == "zh"
     assert np.sign(a.sentiment) == sign
@@ -80,7 +87,9 @@ def test_head_file_errors_are_clear(tmp_path: Path) -> None:
 
 
 def test_llm_reply_parsing_keeps_only_valid_fields() -> None:
-    assert parse_llm_reply('Sure! {"language": "EN", "sentiment": 0.8, "keywords": ["battery", 3, ""]} done') == {
+    assert parse_llm_reply(
+        'Sure! {"language": "EN", "sentiment": 0.8, "keywords": ["battery", 3, ""]} done'
+    ) == {
         "language": "en",
         "sentiment": 0.8,
         "keywords": ["battery"],
@@ -90,4 +99,8 @@ def test_llm_reply_parsing_keeps_only_valid_fields() -> None:
     assert parse_llm_reply('{"sentiment": true} {"sentiment": -0.5}') == {}
     # What SmolLM2-135M-Instruct (GGUF) really answered: labels, a region code, a reply cut off mid-list.
     cut = '{\n  "language": "en-US",\n  "sentiment": "negative",\n  "keywords": ["battery life", "exception", "exception", "exc'
-    assert parse_llm_reply(cut) == {"language": "en", "sentiment": -0.8, "keywords": ["battery life", "exception"]}
+    assert parse_llm_reply(cut) == {
+        "language": "en",
+        "sentiment": -0.8,
+        "keywords": ["battery life", "exception"],
+    }

@@ -29,16 +29,27 @@ def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=300,
+        special_tokens=["<unk>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    tok.train_from_iterator(['{"language": "en", "sentiment": 0.5, "keywords": ["video"]}', "analyze the comment"], trainer)
+    tok.train_from_iterator(
+        ['{"language": "en", "sentiment": 0.5, "keywords": ["video"]}', "analyze the comment"], trainer
+    )
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(folder)
     torch.manual_seed(0)
     cfg = LlamaConfig(
-        vocab_size=len(fast), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
+        vocab_size=len(fast),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
     )
     LlamaForCausalLM(cfg).save_pretrained(folder)
     return folder
@@ -55,7 +66,9 @@ def test_hub_analyzer_loads_folder_and_falls_back(tiny_llm: Path, analyzer) -> N
     got = hub.analyze(texts)
     want = analyzer.analyze(texts)
     assert hub.fallback_counts == {"language": 2, "sentiment": 2, "keywords": 2}
-    assert [(g.language, g.sentiment, g.keywords) for g in got] == [(w.language, w.sentiment, w.keywords) for w in want]
+    assert [(g.language, g.sentiment, g.keywords) for g in got] == [
+        (w.language, w.sentiment, w.keywords) for w in want
+    ]
 
 
 def test_missing_gguf_is_a_clear_error(tmp_path: Path) -> None:

@@ -44,14 +44,21 @@ def test_jsonl_and_parquet(tmp_path: Path) -> None:
         json.dumps({"user_id": "a", "item_id": "x", "event": "share", "timestamp": 5}) + "\n"
         "{not json\n"
         "\n"
-        + json.dumps(["a", "list"]) + "\n"
-        + json.dumps({"user": "b", "item": "y", "event": "SKIP", "ts": 6}) + "\n"
+        + json.dumps(["a", "list"])
+        + "\n"
+        + json.dumps({"user": "b", "item": "y", "event": "SKIP", "ts": 6})
+        + "\n"
     )
     res = read_events(f)
     assert [(e.user_id, e.event) for e in res.events] == [("a", "share"), ("b", "skip")]
     assert [(e.line, e.field) for e in res.errors] == [(2, "row"), (4, "row")]
     p = tmp_path / "c.parquet"
-    pq.write_table(pa.table({"user_id": ["a", "b"], "item_id": ["x", None], "text": ["nice", "bad"], "timestamp": [1.0, 2.0]}), p)
+    pq.write_table(
+        pa.table(
+            {"user_id": ["a", "b"], "item_id": ["x", None], "text": ["nice", "bad"], "timestamp": [1.0, 2.0]}
+        ),
+        p,
+    )
     res = read_events(p)
     assert res.kind == "comments" and [c.text for c in res.comments] == ["nice"]
     assert res.errors == [RowError(2, "item_id", "missing")]
@@ -76,7 +83,10 @@ def test_ingest_is_idempotent(tmp_path: Path) -> None:
     assert (again.added, again.duplicates) == (0, 3)
     with EventStore.open(lib) as store:
         assert store.counts()["events"] == 3
-        assert [e.item_id for e in store.events("u1")] == ["animals/mammals/dogs/dog", "vehicles/cycle/bicycle"]
+        assert [e.item_id for e in store.events("u1")] == [
+            "animals/mammals/dogs/dog",
+            "vehicles/cycle/bicycle",
+        ]
     assert (lib / "events.sqlite").exists()
 
 

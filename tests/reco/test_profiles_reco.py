@@ -138,7 +138,9 @@ def test_cold_start_from_self_description(stamp_library, events, reco, text: str
     ProfileStore(events).put(prof)
     recs = reco.recommend("new", k=10)
     share = sum(_category(stamp_library, r.item_key) == "animals" for r in recs) / len(recs)
-    base_rate = len(stamp_library.by_category["animals"]) / sum(len(v) for v in stamp_library.by_category.values())
+    base_rate = len(stamp_library.by_category["animals"]) / sum(
+        len(v) for v in stamp_library.by_category.values()
+    )
     assert share >= 0.6 > base_rate
     assert recs[0].reasons[0].kind == "interest" and "self-description" in recs[0].reasons[0].detail
 
@@ -159,12 +161,16 @@ def test_collaborative_candidates_blend_in(stamp_library, events, reco) -> None:
     vehicles = stamp_library.by_category["vehicles"][:6]
     treat = stamp_library.by_category["food"][-1]
     triples = [(f"o{u}", v, 1.0) for u in range(30) for v in vehicles[u % 3 : u % 3 + 3] + [treat]]
-    triples += [(f"p{u}", p, 1.0) for u in range(30) for p in stamp_library.by_category["plants"][u % 4 : u % 4 + 3]]
+    triples += [
+        (f"p{u}", p, 1.0) for u in range(30) for p in stamp_library.by_category["plants"][u % 4 : u % 4 + 3]
+    ]
     data = InteractionData.from_triples(triples)
     hybrid = HybridScorer(tune=False).fit(data)
     events.add_events(_events("u", vehicles[:3]))
     content_only = [r.item_id for r in reco.recommend("u", k=10)]
-    blended = Recommender(stamp_library.store, stamp_library.index, events, hybrid=hybrid).recommend("u", k=10)
+    blended = Recommender(stamp_library.store, stamp_library.index, events, hybrid=hybrid).recommend(
+        "u", k=10
+    )
     ids = [r.item_id for r in blended]
     assert treat in ids and (treat not in content_only or ids.index(treat) < content_only.index(treat))
     rec = blended[ids.index(treat)]
