@@ -23,7 +23,18 @@ from fetch_data import data_dir  # noqa: E402
 
 # (category folder under stamps/, stamp names) chosen to give clear, searchable subjects.
 STAMPS = {
-    "animals": ["dog", "badger", "horse", "elephant", "giraffe", "frog", "dolphin", "butterfly", "bee", "duck"],
+    "animals": [
+        "dog",
+        "badger",
+        "horse",
+        "elephant",
+        "giraffe",
+        "frog",
+        "dolphin",
+        "butterfly",
+        "bee",
+        "duck",
+    ],
     "vehicles": ["firetruck", "double_decker_bus", "plane", "tugboat", "sportscar2", "toy_train"],
     "food": ["apple", "banana", "pizza", "strawberry", "broccoli", "pineapple"],
     "plants": ["rose", "daffodil", "pinecone"],
@@ -48,7 +59,9 @@ def find_stamp(stamps: Path, category: str, name: str) -> Path | None:
 
 
 def write_sidecar(media: Path, **fields: object) -> None:
-    media.with_name(media.name + ".json").write_text(json.dumps(fields, ensure_ascii=False, indent=1), encoding="utf-8")
+    media.with_name(media.name + ".json").write_text(
+        json.dumps(fields, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
 
 
 def build(out: Path) -> Path:
@@ -70,7 +83,9 @@ def build(out: Path) -> Path:
     shutil.copy(sk / "carphone_distorted.mp4", out / "odd names" / "车载 电话 été.mp4")
 
     shutil.copy(src / "librosa" / "Vibe_Ace.ogg", out / "audio" / "Vibe_Ace.ogg")
-    write_sidecar(out / "audio" / "Vibe_Ace.ogg", title="Vibe Ace", description="Kevin MacLeod, music", tags=["music"])
+    write_sidecar(
+        out / "audio" / "Vibe_Ace.ogg", title="Vibe Ace", description="Kevin MacLeod, music", tags=["music"]
+    )
     shutil.copy(src / "audio-lena" / "lena.flac", out / "audio" / "lena.flac")
 
     for category, names in STAMPS.items():
@@ -97,8 +112,18 @@ def build(out: Path) -> Path:
     shutil.copy(src / "audio-lena" / "lena-24-dwvw.aiff", out / "bad" / "lena-24-dwvw.aiff")
 
     rows = [
-        {"item_id": "article-1", "title": "如何在家里照顾小猫", "description": "给新手的养猫指南：喂食、玩耍和健康。", "tags": ["猫", "宠物"]},
-        {"item_id": "article-2", "title": "Choosing a road bike", "description": "Frames, gears and tyres explained.", "tags": ["cycling"]},
+        {
+            "item_id": "article-1",
+            "title": "如何在家里照顾小猫",
+            "description": "给新手的养猫指南：喂食、玩耍和健康。",
+            "tags": ["猫", "宠物"],
+        },
+        {
+            "item_id": "article-2",
+            "title": "Choosing a road bike",
+            "description": "Frames, gears and tyres explained.",
+            "tags": ["cycling"],
+        },
     ]
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as fh:
         for row in rows:
