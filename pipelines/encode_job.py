@@ -127,9 +127,11 @@ class _Job:
             if enc.vectors:
                 keep.append((src, media, enc))
             else:
-                self.fail(
-                    plan, src, "NothingToEncode", "no modality could be encoded (no frames, audio or text)"
+                notes = "; ".join(str(w) for w in (getattr(media, "warnings", None) or []))
+                reason = "no modality could be encoded (no frames, audio or text)" + (
+                    f": {notes}" if notes else ""
                 )
+                self.fail(plan, src, "NothingToEncode", reason)
         if not keep:
             return
         with self.timer.stage("fuse"):
