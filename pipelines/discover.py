@@ -231,8 +231,10 @@ def discover(media_dir: str | Path, manifest: str | Path | None = None) -> Disco
     for p in paths:
         per_dir.setdefault(p.parent, set()).add(p.name)
     files: list[SourceItem] = []
+    # The manifest may live inside the media folder (a common layout): it is metadata, not media.
+    manifest_path = str(Path(manifest).resolve()) if manifest is not None else None
     for p in paths:
-        if _is_sidecar(p, per_dir[p.parent]):
+        if _is_sidecar(p, per_dir[p.parent]) or str(p.resolve()) == manifest_path:
             continue
         files.append(_source_for(p, root, by_path))
     return Discovery(root=root, files=files, text_items=text_items)

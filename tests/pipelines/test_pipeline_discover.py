@@ -152,3 +152,11 @@ def test_plan_new_unchanged_touched_changed_deleted_failed(media_folder: Path) -
     assert plan.unchanged == 4
     retry = make_plan(discover(media_folder), FakeStore(states, ids), retry_failed=True)
     assert sorted(Path(r.path).name for r in retry.reject) == ["empty.wav", "noise.mp4"]
+
+
+def test_manifest_inside_the_media_folder_is_not_an_item(media_folder: Path) -> None:
+    inside = media_folder / "manifest.jsonl"
+    inside.write_text(json.dumps({"item_id": "note-2", "title": "Text only"}) + "\n")
+    found = discover(media_folder, inside)
+    assert [t.item_id for t in found.text_items] == ["note-2"]
+    assert str(inside.resolve()) not in {f.path for f in found.files}
