@@ -107,6 +107,48 @@ class Library:
             self._cache["index"] = index
             return index.describe()
 
+    def train_fusion(
+        self,
+        epochs: int = 30,
+        holdout_fraction: float = 0.2,
+        seed: int = 0,
+        keys: list[int] | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Train this library's fusion (centring + text->frames/audio bridges), save it as
+        ``fusion/<version>.pt``, re-fuse every item from its stored vectors (no encoder runs), record the
+        version in the manifest and rebuild the index. ``keys`` limits what training sees (e.g. a
+        train split); ``options`` go to ``mmrec.fusion.library_training.train_library_fusion``."""
+        from mmrec.fusion.library_training import chunked, read_items, train_library_fusion
+        from mmrec.index.library_index import LibraryIndex
+
+        with self._lock:
+            dims = dict(self.fusion.dims)
+            fusion, report = train_library_fusion(
+                self.store,
+                dims,
+                epochs,
+                keys=keys,
+                holdout_fraction=holdout_fraction,
+                seed=seed,
+                device=self.device,
+                **options,
+            )
+            fusion.save(self.path / "fusion" / f"{fusion.version}.pt")
+            all_keys = [int(r.key) for r in self.store.items() if r.key is not None]
+            refused = 0
+            for part in chunked(all_keys, 4096):
+                fused, weights = fusion.fuse(read_items(self.store, part, fusion.modalities))
+                self.store.set_fused(part, fused, weights, fusion.version)
+                refused += len(part)
+            self.store.update_manifest(fusion_version=fusion.version)
+            index = LibraryIndex.open(self.store)
+            index.rebuild()
+            index.save()
+            self._forget("fusion", "index")
+            report["refused_items"] = refused
+            return report
+
     # ----------------------------------------------------------------- reading
     def info(self) -> dict[str, Any]:
         """Counts, failures, models, fusion and index: what ``mmrec info`` prints."""

@@ -1,0 +1,95 @@
+"""``Library.train_fusion`` on a tiny real library of captioned tuxpaint stamps."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmrec import Library
+from mmrec.fusion import DEFAULT_VERSION
+
+STAMPS = [
+    "animals/marsupials/kangaroo",
+    "animals/marsupials/wombat",
+    "food/fruit/apple",
+    "food/fruit/banana",
+    "vehicles/emergency/ambulance",
+    "vehicles/construction/dumper",
+    "plants/flowers/rose",
+    "household/tools/hammer",
+    "sports/balls/football",
+    "town/buildings/castle",
+    "seasonal/hanukkah/menorah",
+    "clothes/hats/cowboy_hat",
+]
+
+
+def _pick(stamps_dir: Path) -> list[Path]:
+    """The listed stamps when present, topped up with other captioned stamps to 12."""
+    found = [stamps_dir / f"{s}.png" for s in STAMPS if (stamps_dir / f"{s}.png").is_file()]
+    others = (p for p in sorted(stamps_dir.rglob("*.png")) if p.with_suffix(".txt").is_file())
+    for p in others:
+        if len(found) >= 12:
+            break
+        if p not in found:
+            found.append(p)
+    return found
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory, stamps_dir: Path) -> Library:
+    media = tmp_path_factory.mktemp("stamps")
+    for png in _pick(stamps_dir):
+        dest = media / f"{png.parent.name}-{png.name}"
+        shutil.copyfile(png, dest)
+        caption = png.with_suffix(".txt").read_text(encoding="utf-8").splitlines()[0].strip()
+        (media / f"{dest.name}.json").write_text(json.dumps({"title": caption}), encoding="utf-8")
+    lib = Library(tmp_path_factory.mktemp("lib") / "library", models="bundled", device="cpu")
+    summary = lib.encode(media, workers=0, progress=False)
+    assert summary.encoded == 12, summary.to_dict()
+    return lib
+
+
+def test_train_fusion_refuses_without_encoders(library: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = [int(r.key) for r in library.store.items()]
+    before = library.store.fused(keys).copy()
+    assert library.fusion.version == DEFAULT_VERSION
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise AssertionError("re-fusing must not run an encoder")
+
+    models = library.models
+    monkeypatch.setattr(models.frames, "encode_frames", boom)
+    monkeypatch.setattr(models.frames, "tag_frames", boom)
+    monkeypatch.setattr(models.text, "encode_text", boom)
+    report = library.train_fusion(epochs=5, holdout_fraction=0.25, seed=0)
+    monkeypatch.undo()
+
+    version = report["version"]
+    assert library.store.manifest()["fusion_version"] == version
+    assert (library.path / "fusion" / f"{version}.pt").is_file()
+    assert report["refused_items"] == 12 and report["holdout_items"] == 3
+    assert "frames" in report["bridges"]
+    after = library.store.fused(keys)
+    assert after.shape == before.shape
+    assert not np.allclose(after, before)  # centring changed every item's vector
+    np.testing.assert_allclose(np.linalg.norm(after, axis=1), 1.0, atol=1e-5)
+    with sqlite3.connect(library.path / "catalog.sqlite") as conn:
+        versions = {row[0] for row in conn.execute("SELECT fusion_version FROM items")}
+    assert versions == {version}
+    assert library.fusion.version == version and library.fusion.bridges is not None
+
+
+def test_search_after_training_uses_the_bridge(library: Library) -> None:
+    if library.fusion.version == DEFAULT_VERSION:
+        library.train_fusion(epochs=5, holdout_fraction=0.25, seed=0)
+    response = library.search("a red kangaroo", k=5)
+    assert len(response.results) == 5
+    assert any("frames" in hit.contributions for hit in response.results)
+    titles = [hit.title.lower() for hit in response.results]
+    assert any("kangaroo" in t for t in titles[:3]), titles
