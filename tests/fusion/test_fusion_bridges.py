@@ -145,11 +145,30 @@ def test_checkpoint_round_trip_keeps_bridges_and_centers(
     loaded = Fusion.load(path, device="cpu")
     assert loaded.version == fusion.version and loaded.state_hash() == fusion.state_hash()
     assert loaded.bridges is not None and list(loaded.bridges) == ["frames"]
+    assert loaded.fills is not None and list(loaded.fills) == ["text"]
     assert set(loaded.centers) == set(DIMS)
     q = stamp_vectors["query"][3]
     np.testing.assert_allclose(loaded.query_vector({"text": q}), fusion.query_vector({"text": q}), atol=1e-6)
     items = [{m: store.vectors(m, [k])[0] for m in DIMS} for k in range(4)]
     np.testing.assert_allclose(loaded.fuse(items)[0], fusion.fuse(items)[0], atol=1e-6)
+
+
+def test_image_only_items_get_an_estimated_text_block(
+    trained: tuple[Fusion, dict, MemoryStore], stamp_vectors: dict[str, np.ndarray]
+) -> None:
+    fusion, _, _ = trained
+    image_only = {"frames": stamp_vectors["frames"][7:8], "vtags": stamp_vectors["vtags"][7:8]}
+    captioned = dict(image_only, text=stamp_vectors["text"][7:8])
+    (fused_img, fused_cap), (w_img, w_cap) = fusion.fuse([image_only, captioned])
+    assert set(w_img) == {"frames", "vtags", "text"}  # the fill adds a text block
+    # the estimate sits near the real caption's block: far above the typical caption of another stamp
+    text_sl = fusion.slices["text"]
+    own = float(fused_img[text_sl] @ fused_cap[text_sl])
+    others, _ = fusion.fuse([{"text": stamp_vectors["text"][j : j + 1]} for j in range(20, 40)])
+    assert own > float(np.median(others[:, text_sl] @ fused_img[text_sl])) + 0.05
+    untrained, w_default = Fusion(DIMS, device="cpu").fuse([image_only])
+    assert set(w_default[0]) == {"frames", "vtags"}
+    assert not np.any(untrained[0][text_sl])
 
 
 def test_format_1_checkpoint_still_loads(tmp_path: Path) -> None:

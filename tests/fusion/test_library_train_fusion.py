@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +93,26 @@ def test_search_after_training_uses_the_bridge(library: Library) -> None:
     assert any("frames" in hit.contributions for hit in response.results)
     titles = [hit.title.lower() for hit in response.results]
     assert any("kangaroo" in t for t in titles[:3]), titles
+
+
+def test_cli_train_fusion_prints_json_report(library: Library) -> None:
+    from click.testing import CliRunner
+
+    from mmrec.cli.cmd_fusion import train_fusion_cmd
+
+    previous = (
+        library.store.manifest()["fusion_version"] if library.store.manifest().get("fusion_version") else None
+    )
+    result = CliRunner().invoke(
+        train_fusion_cmd,
+        ["--library", str(library.path), "--epochs", "3", "--holdout", "0.25", "--seed", "1", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["refused_items"] == 12 and report["epochs"] == 3
+    reopened = Library(library.path, create=False)
+    try:
+        assert reopened.store.manifest()["fusion_version"] == report["version"] != previous
+        assert len(reopened.search("a banana", k=3).results) == 3
+    finally:
+        reopened.close()
