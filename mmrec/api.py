@@ -123,6 +123,8 @@ class Library:
         from mmrec.index.library_index import LibraryIndex
 
         with self._lock:
+            if next(iter(self.store.items()), None) is None:
+                raise MmrecError(f"train-fusion: {self.path} has no encoded item to train on")
             dims = dict(self.fusion.dims)
             fusion, report = train_library_fusion(
                 self.store,

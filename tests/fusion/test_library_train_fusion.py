@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mmrec import Library
+from mmrec.errors import MmrecError
 from mmrec.fusion import DEFAULT_VERSION
 
 STAMPS = [
@@ -116,3 +117,11 @@ def test_cli_train_fusion_prints_json_report(library: Library) -> None:
         assert len(reopened.search("a banana", k=3).results) == 3
     finally:
         reopened.close()
+
+
+def test_empty_library_is_a_clear_error(tmp_path: Path) -> None:
+    with (
+        Library(tmp_path / "empty", models="bundled", device="cpu") as lib,
+        pytest.raises(MmrecError, match="no encoded item"),
+    ):
+        lib.train_fusion(epochs=1)
