@@ -140,9 +140,12 @@ class Library:
             all_keys = [int(r.key) for r in self.store.items() if r.key is not None]
             refused = 0
             for part in chunked(all_keys, 4096):
-                fused, weights = fusion.fuse(read_items(self.store, part, fusion.modalities))
-                self.store.set_fused(part, fused, weights, fusion.version)
-                refused += len(part)
+                items = read_items(self.store, part, fusion.modalities)
+                pairs = [(k, it) for k, it in zip(part, items, strict=True) if it]
+                if pairs:
+                    fused, weights = fusion.fuse([it for _, it in pairs])
+                    self.store.set_fused([k for k, _ in pairs], fused, weights, fusion.version)
+                    refused += len(pairs)
             self.store.update_manifest(fusion_version=fusion.version)
             index = LibraryIndex.open(self.store)
             index.rebuild()
