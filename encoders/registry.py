@@ -196,7 +196,9 @@ _PROFILES: dict[str, Callable[[], dict[str, str]]] = {
 
 def load_models(profile: str = "bundled", device: str = "auto") -> ModelSet:
     """A lazily loading ModelSet for a profile name ("bundled", "hub") or a JSON/TOML config path."""
-    resolve_device(device)  # fail now, not on first use, when e.g. cuda is asked for and absent
+    # Resolve now: fails at once when cuda is asked for and absent, and callers can read the
+    # concrete device (e.g. to share cores between decode workers and torch).
+    device = resolve_device(device)
     if profile in _PROFILES:
         return ModelSet(profile=profile, sources=_PROFILES[profile](), device=device)
     path = Path(profile).expanduser()

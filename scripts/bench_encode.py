@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -93,6 +94,7 @@ def main() -> None:
         "--speech", action="store_true", help="also transcribe (whisper dominates; off by default)"
     )
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--rounds", type=int, default=3, help="paired naive/pipelined rounds (medians reported)")
     args = ap.parse_args()
 
     import numpy as np
@@ -103,8 +105,8 @@ def main() -> None:
 
     media = args.out / "media"
     n = build_media(media, args.files)
-    workers = default_workers() if args.workers is None else args.workers
     models = load_models("bundled", device=args.device)
+    workers = default_workers(models.device) if args.workers is None else args.workers
     # Warm up every model once so neither run pays for loading.
     models.frames.encode_frames([np.zeros((64, 64, 3), np.uint8)])
     models.audio.encode_audio([np.zeros(models.audio.sample_rate, np.float32)])
@@ -112,41 +114,47 @@ def main() -> None:
     if args.speech:
         models.speech.transcribe(np.zeros(16000, np.float32))
 
-    results = {}
     cpu_threads = torch.get_num_threads()
-    for name, w, bs in (("naive", 0, 1), ("pipelined", workers, args.batch_size)):
-        lib = args.out / f"lib-{name}"
-        shutil.rmtree(lib, ignore_errors=True)
-        # the pipelined run leaves the decode workers their cores
-        torch.set_num_threads(cpu_threads if w == 0 else max(1, (os.cpu_count() or 2) - w))
-        t0 = time.perf_counter()
-        s = run_encode(
-            media, lib, models=models, workers=w, batch_size=bs, progress=False, speech=args.speech,
-            frame_count=args.frames, device=args.device,
-        )  # fmt: skip
-        wall = time.perf_counter() - t0
-        results[name] = {
-            "files": s.encoded + s.failed,
-            "encoded": s.encoded,
-            "failed": s.failed,
-            "wall_s": round(wall, 2),
-            "files_per_s": round((s.encoded + s.failed) / wall, 3),
-            "stages_s": s.stages_s,
-            "torch_threads": torch.get_num_threads(),
-        }
-    torch.set_num_threads(cpu_threads)
-    ratio = results["pipelined"]["files_per_s"] / max(results["naive"]["files_per_s"], 1e-9)
+    runs: dict[str, list[dict]] = {"naive": [], "pipelined": []}
+    ratios: list[float] = []
+    # Paired rounds (naive then pipelined, back to back) so drifting machine load hits both alike;
+    # the figures reported are medians over rounds.
+    for _ in range(args.rounds):
+        for name, w, bs in (("naive", 0, 1), ("pipelined", workers, args.batch_size)):
+            lib = args.out / f"lib-{name}"
+            shutil.rmtree(lib, ignore_errors=True)
+            torch.set_num_threads(cpu_threads)  # run_encode itself leaves the decode workers their cores
+            t0 = time.perf_counter()
+            s = run_encode(
+                media, lib, models=models, workers=w, batch_size=bs, progress=False, speech=args.speech,
+                frame_count=args.frames, device=args.device,
+            )  # fmt: skip
+            wall = time.perf_counter() - t0
+            runs[name].append(
+                {
+                    "files": s.encoded + s.failed,
+                    "encoded": s.encoded,
+                    "failed": s.failed,
+                    "wall_s": round(wall, 2),
+                    "files_per_s": round((s.encoded + s.failed) / wall, 3),
+                    "stages_s": s.stages_s,
+                }
+            )
+        ratios.append(runs["pipelined"][-1]["files_per_s"] / max(runs["naive"][-1]["files_per_s"], 1e-9))
     report = {
         "media_files": n,
         "cpu_count": os.cpu_count(),
-        "device": str(models.describe().get("frames", {}).get("device")),
+        "device": models.device,
         "workers": workers,
         "batch_size": args.batch_size,
         "frames_per_video": args.frames,
         "speech": args.speech,
-        "naive": results["naive"],
-        "pipelined": results["pipelined"],
-        "speedup": round(ratio, 2),
+        "rounds": args.rounds,
+        "naive_files_per_s_median": statistics.median(r["files_per_s"] for r in runs["naive"]),
+        "pipelined_files_per_s_median": statistics.median(r["files_per_s"] for r in runs["pipelined"]),
+        "speedup_per_round": [round(x, 2) for x in ratios],
+        "speedup_median": round(statistics.median(ratios), 2),
+        "runs": runs,
     }
     print(json.dumps(report, indent=2))
 

@@ -92,14 +92,21 @@ def _load_network() -> torch.nn.Module:
     return net.eval()
 
 
+CPU_MICRO_BATCH = 4
+
+
 class EfficientNetFrameEncoder:
     """FrameEncoder over EfficientNet-Lite0: 1280-d L2-normalised vectors plus ImageNet tags."""
 
     def __init__(
-        self, device: str = "auto", batch_size: int = 32, preprocess_threads: int | None = None
+        self, device: str = "auto", batch_size: int | None = None, preprocess_threads: int | None = None
     ) -> None:
         self.device = resolve_device(device)
-        self.batch_size = max(1, int(batch_size))
+        # On CPU, EfficientNet's depthwise convolutions fall out of cache as the batch grows:
+        # measured on 2 cores, 36 ms/frame at 2-4 frames per pass but 88 at 8 and 177 at 32.
+        # On a GPU large batches win (about 2,000 frames/s at 512 on an H100).
+        default = 256 if self.device.startswith("cuda") else CPU_MICRO_BATCH
+        self.batch_size = max(1, int(batch_size or default))
         # Resizing big frames is the bottleneck on GPU; Pillow releases the GIL, so threads help.
         self._threads = preprocess_threads or min(8, os.cpu_count() or 1)
         self._pool: ThreadPoolExecutor | None = None
