@@ -13,7 +13,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,31 +64,13 @@ def default_workers(device: str = "cpu") -> int:
 
     With a GPU the models are fast and decoding is the bottleneck: every core but one decodes.
     On CPU the models are the bottleneck (decoding is about a tenth of the work), so a quarter
-    of the cores decode, at least one, and the rest run torch.
+    of the cores decode, at least one; they run at the lowest priority (``runner``), so torch
+    keeps every core and the workers fill the gaps it leaves.
     """
     cores = os.cpu_count() or 2
     if device.startswith("cuda"):
         return max(1, cores - 1)
     return max(1, cores // 4)
-
-
-@contextmanager
-def torch_threads_beside(workers: int, device: str) -> Iterator[None]:
-    """On CPU, give torch only the cores the decode workers leave free, for the run's duration.
-
-    Torch's OpenMP threads wait for each other at every operator; when one of them shares a
-    core with a busy decode worker, a many-op network like EfficientNet slows down several-fold
-    (measured here: 36 ms/frame alone, 100-600 ms/frame beside a busy process).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if workers > 0 and not device.startswith("cuda"):
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - workers))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _reason_label(exc: BaseException) -> str:
@@ -317,8 +298,7 @@ def run_encode(
             if update_index and job.index is None:
                 job.summary.index = "unavailable (mmrec.index.library_index not importable)"
             try:
-                with torch_threads_beside(n if own_engine else 0, model_device):
-                    job.run(plan, engine, spec, decode_timeout_s)
+                job.run(plan, engine, spec, decode_timeout_s)
             finally:
                 if job.index is not None:
                     job.sync_index()

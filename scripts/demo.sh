@@ -9,7 +9,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 SAMPLE=${MMREC_SAMPLE:-$HOME/.cache/mmrec/sample}
 export MMREC_LIBRARY=${MMREC_LIBRARY:-$PWD/mmrec-library}
-[ -f "$SAMPLE/manifest.jsonl" ] || python scripts/make_sample.py "$SAMPLE"
+[ -f "$SAMPLE/manifest.jsonl" ] && [ -d "$SAMPLE-events" ] || python scripts/make_sample.py "$SAMPLE"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -30,3 +30,20 @@ mmrec search "一只狗" -k 5
 
 step "mmrec similar images/dog.png"
 mmrec similar images/dog.png -k 5
+
+step "mmrec ingest events and comments (English and Chinese; comments analysed on the way in)"
+mmrec ingest "$SAMPLE-events/events.csv"
+mmrec ingest "$SAMPLE-events/comments.jsonl"
+
+step "mmrec profile alice"
+mmrec profile alice
+
+step "mmrec recommend alice -k 5 --diversity 0.3"
+mmrec recommend alice -k 5 --diversity 0.3
+
+step "mmrec recommend 小明 -k 5"
+mmrec recommend 小明 -k 5
+
+step "mmrec describe-user carol (cold start from a self-description)"
+mmrec describe-user carol "我喜欢大象和长颈鹿这样的野生动物"
+mmrec recommend carol -k 3

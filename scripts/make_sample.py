@@ -128,7 +128,50 @@ def build(out: Path) -> Path:
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_interactions(out)
     return out
+
+
+def write_interactions(out: Path) -> Path:
+    """Events and comments about the sample's items (English and Chinese), beside the media folder.
+
+    They live outside the media folder so the encoder never mistakes them for media.
+    """
+    folder = out.parent / f"{out.name}-events"
+    folder.mkdir(exist_ok=True)
+    day = 86400.0
+    t0 = 1_760_000_000.0
+    events = [
+        ("alice", "images/dog.png", "like", "", 0),
+        ("alice", "images/elephant.png", "view", "0.9", 1),
+        ("alice", "audio/dog_sound.ogg", "like", "", 2),
+        ("alice", "images/giraffe.png", "view", "1.0", 3),
+        ("alice", "images/firetruck.png", "skip", "", 4),
+        ("bob", "images/firetruck.png", "like", "", 0),
+        ("bob", "images/double_decker_bus.png", "share", "", 1),
+        ("bob", "images/plane.png", "view", "0.8", 2),
+        ("bob", "images/dog.png", "dislike", "", 3),
+        ("小明", "images/pizza.png", "like", "", 0),
+        ("小明", "images/strawberry.png", "rating", "5", 1),
+        ("小明", "images/banana.png", "view", "0.7", 2),
+    ]
+    with open(folder / "events.csv", "w", encoding="utf-8") as fh:
+        fh.write("user_id,item_id,event,value,timestamp\n")
+        for user, item, kind, value, day_no in events:
+            fh.write(f"{user},{item},{kind},{value},{t0 + day_no * day:.0f}\n")
+    comments = [
+        ("alice", "images/dog.png", "What a cute, happy dog! I love dogs and wildlife."),
+        ("alice", "images/elephant.png", "Elephants are amazing animals."),
+        ("bob", "images/firetruck.png", "Great fire engine, I love trucks and buses."),
+        ("bob", "images/dog.png", "Boring, not interested in pets."),
+        ("小明", "images/pizza.png", "这个披萨看起来太好吃了！"),
+        ("小明", "images/strawberry.png", "草莓很新鲜，我喜欢水果。"),
+    ]
+    with open(folder / "comments.jsonl", "w", encoding="utf-8") as fh:
+        for i, (user, item, text) in enumerate(comments):
+            row = {"user_id": user, "item_id": item, "text": text, "timestamp": t0 + i * 3600}
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return folder
 
 
 def main(argv: list[str] | None = None) -> int:
