@@ -144,13 +144,23 @@ def analyze_cmd(source: str, as_json: bool, analyzer_profile: str, device: str) 
     _console().print(table)
 
 
-def _profile_for(library: Path, user: str) -> Any:
+def _profile_for(library: Path, user: str, collaborative: bool = False) -> Any:
+    """The library, its event store and a recommender; ``collaborative`` also fits the hybrid
+    scorer on the library's events (EASE + content mapping + popularity)."""
     from mmrec.events import EventStore
     from mmrec.recommend.recommender import Recommender
 
     lib = _library(library)
     events = EventStore.open(library)
-    return lib, events, Recommender(lib.store, _LazyIndex(lib), events)
+    hybrid = interactions = None
+    if collaborative:
+        from mmrec.recommend.live_hybrid import fit_live_hybrid
+
+        fitted = fit_live_hybrid(events, lib.store)
+        if fitted is not None:
+            hybrid, interactions = fitted
+    reco = Recommender(lib.store, _LazyIndex(lib), events, hybrid=hybrid, interactions=interactions)
+    return lib, events, reco
 
 
 class _LazyIndex:
@@ -211,7 +221,7 @@ def profile_cmd(user: str, library: Path, as_json: bool, describe: str | None) -
 )
 def recommend_cmd(user: str, library: Path, as_json: bool, k: int, diversity: float) -> None:
     """Recommend items for USER from their profile (interests, negatives, self-description)."""
-    lib, events, reco = _profile_for(library, user)
+    lib, events, reco = _profile_for(library, user, collaborative=True)
     try:
         recs = reco.recommend(user, k=k, diversity=diversity)
     finally:

@@ -208,3 +208,33 @@ def test_live_events_match_a_full_rebuild(stamp_library, events, reco) -> None: 
     assert reco.profile("u").n_events == 6  # not stale: no rebuild needed
     events.add_events(_events("u", stamp_library.by_category["plants"][:1], start=T0 + 900))
     assert reco.profile("u").n_events == 7  # a row added behind its back triggers a rebuild
+
+
+def test_live_hybrid_is_fitted_from_the_library_events(stamp_library, events, reco) -> None:  # noqa: ANN001
+    """What `mmrec recommend` does: fit the hybrid on the event store; co-liked items surface with a reason."""
+    from mmrec.recommend.live_hybrid import fit_live_hybrid
+
+    vehicles = stamp_library.by_category["vehicles"][:6]
+    treat = stamp_library.by_category["food"][-1]
+    for u in range(30):
+        events.add_events(_events(f"o{u}", [*vehicles[u % 3 : u % 3 + 3], treat]))
+    events.add_events(_events("u", vehicles[:3]))
+    events.add_events(_events("u", [stamp_library.by_category["plants"][0]], event="dislike"))
+    fitted = fit_live_hybrid(events, stamp_library.store)
+    assert fitted is not None
+    hybrid, data = fitted
+    assert set(data.items) == {*vehicles[:5], treat}  # only positively engaged library items
+    assert stamp_library.by_category["plants"][0] not in data.items  # a dislike is not an interaction
+    recs = Recommender(
+        stamp_library.store, stamp_library.index, events, hybrid=hybrid, interactions=data
+    ).recommend("u", k=10)
+    ids = [r.item_id for r in recs]
+    assert treat in ids
+    assert "collaborative" in {r.kind for r in recs[ids.index(treat)].reasons}
+
+
+def test_live_hybrid_needs_positive_events_on_library_items(stamp_library, events) -> None:  # noqa: ANN001
+    from mmrec.recommend.live_hybrid import fit_live_hybrid
+
+    events.add_events(_events("u", ["not/in/library"]))
+    assert fit_live_hybrid(events, stamp_library.store) is None
