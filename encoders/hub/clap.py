@@ -13,12 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from encoders.base import EncoderInfo, TextRole, l2_normalize
+from encoders.base import EncoderInfo, l2_normalize
 from encoders.hub.common import (
     ADAPTER_VERSION,
     batches,
-    check_role,
-    check_texts,
     check_waveform,
     load_part,
     pick_device,
@@ -27,6 +25,7 @@ from encoders.hub.common import (
 )
 from encoders.hub.errors import HubModelError
 from encoders.hub.source import resolve_source
+from encoders.hub.text_tower import SharedTextTower
 
 ROLE = "audio"
 
@@ -134,21 +133,8 @@ class ClapAudioEncoder:
         return ClapTextTower(self._m)
 
 
-class ClapTextTower:
+class ClapTextTower(SharedTextTower):
     """CrossModalTextTower: text into CLAP's sound space, for text-to-audio search."""
 
-    target_modality = "audio"
-
     def __init__(self, model: _ClapModel, batch_size: int = 64) -> None:
-        self._m = model
-        self.batch_size = max(1, int(batch_size))
-        self.info = model.info("audio_text")
-
-    def encode_text(self, texts: Sequence[str], role: TextRole = "query") -> np.ndarray:
-        """Texts -> (N, dim) float32 unit rows in the audio encoder's space."""
-        check_role(role)
-        items = check_texts(texts)
-        if not items:
-            return np.zeros((0, self.info.dim), dtype=np.float32)
-        parts = [to_unit_rows(self._m.text_features(items[s])) for s in batches(len(items), self.batch_size)]
-        return np.concatenate(parts)
+        super().__init__(model, target_modality="audio", role="audio_text", batch_size=batch_size)

@@ -14,12 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from encoders.base import EncoderInfo, Tag, TextRole
+from encoders.base import EncoderInfo, Tag
 from encoders.hub.common import (
     ADAPTER_VERSION,
     batches,
     check_frames,
-    check_role,
     check_texts,
     load_part,
     pick_device,
@@ -28,6 +27,7 @@ from encoders.hub.common import (
 )
 from encoders.hub.errors import HubModelError
 from encoders.hub.source import resolve_source
+from encoders.hub.text_tower import SharedTextTower
 
 ROLE = "frames"
 SUPPORTED = ("clip", "siglip")
@@ -158,21 +158,8 @@ class ClipFrameEncoder:
         return ClipTextTower(self._m)
 
 
-class ClipTextTower:
+class ClipTextTower(SharedTextTower):
     """CrossModalTextTower: text into the frame space, for text-to-video search."""
 
-    target_modality = "frames"
-
     def __init__(self, model: _ClipModel, batch_size: int = 64) -> None:
-        self._m = model
-        self.batch_size = max(1, int(batch_size))
-        self.info = model.info("frame_text")
-
-    def encode_text(self, texts: Sequence[str], role: TextRole = "query") -> np.ndarray:
-        """Texts -> (N, dim) float32 unit rows in the frame encoder's space; roles are the same here."""
-        check_role(role)
-        items = check_texts(texts)
-        if not items:
-            return np.zeros((0, self.info.dim), dtype=np.float32)
-        parts = [to_unit_rows(self._m.text_features(items[s])) for s in batches(len(items), self.batch_size)]
-        return np.concatenate(parts)
+        super().__init__(model, target_modality="frames", role="frame_text", batch_size=batch_size)
