@@ -18,12 +18,10 @@ from encoders.hub.common import (
     ADAPTER_VERSION,
     batches,
     check_waveform,
-    load_part,
-    pick_device,
+    load_transformers_model,
     pooled,
     to_unit_rows,
 )
-from encoders.hub.errors import HubModelError
 from encoders.hub.source import resolve_source
 from encoders.hub.text_tower import SharedTextTower
 
@@ -34,26 +32,12 @@ class _ClapModel:
     """The loaded model + processor, shared by the audio encoder and its text tower."""
 
     def __init__(self, source: str, device: str) -> None:
-        from transformers import AutoConfig, AutoProcessor, ClapModel
+        from transformers import ClapModel
 
         self.src = resolve_source(ROLE, source)
-        folder = str(self.src.folder)
-        config = load_part(
-            ROLE, self.src, "config", lambda: AutoConfig.from_pretrained(folder, local_files_only=True)
-        )
-        if getattr(config, "model_type", "") != "clap":
-            raise HubModelError(ROLE, self.src.name, f"model type {config.model_type!r} is not CLAP")
-        self.device, self.dtype = pick_device(device)
-        self.processor = load_part(
-            ROLE, self.src, "processor", lambda: AutoProcessor.from_pretrained(folder, local_files_only=True)
-        )
-        model = load_part(
-            ROLE,
-            self.src,
-            "weights",
-            lambda: ClapModel.from_pretrained(folder, local_files_only=True, dtype=self.dtype),
-        )
-        self.model = model.to(self.device).eval()
+        loaded = load_transformers_model(ROLE, self.src, ClapModel, ("clap",), "CLAP", device)
+        config, self.processor, self.model = loaded.config, loaded.processor, loaded.model
+        self.device, self.dtype = loaded.device, loaded.dtype
         fe = self.processor.feature_extractor
         self.sample_rate = int(fe.sampling_rate)
         self.window = int(fe.nb_max_samples)

@@ -20,12 +20,10 @@ from encoders.hub.common import (
     batches,
     check_frames,
     check_texts,
-    load_part,
-    pick_device,
+    load_transformers_model,
     pooled,
     to_unit_rows,
 )
-from encoders.hub.errors import HubModelError
 from encoders.hub.source import resolve_source
 from encoders.hub.text_tower import SharedTextTower
 
@@ -37,32 +35,13 @@ class _ClipModel:
     """The loaded model + processor, shared by the frame encoder and its text tower."""
 
     def __init__(self, source: str, device: str) -> None:
-        from transformers import AutoConfig, AutoModel, AutoProcessor
+        from transformers import AutoModel
 
         self.src = resolve_source(ROLE, source)
-        folder = str(self.src.folder)
-        config = load_part(
-            ROLE, self.src, "config", lambda: AutoConfig.from_pretrained(folder, local_files_only=True)
-        )
-        kind = str(getattr(config, "model_type", ""))
-        if kind not in SUPPORTED:
-            raise HubModelError(
-                ROLE,
-                self.src.name,
-                f"model type {kind!r} is not CLIP or SigLIP (expected one of {SUPPORTED})",
-            )
-        self.kind = kind
-        self.device, self.dtype = pick_device(device)
-        self.processor = load_part(
-            ROLE, self.src, "processor", lambda: AutoProcessor.from_pretrained(folder, local_files_only=True)
-        )
-        model = load_part(
-            ROLE,
-            self.src,
-            "weights",
-            lambda: AutoModel.from_pretrained(folder, local_files_only=True, dtype=self.dtype),
-        )
-        self.model = model.to(self.device).eval()
+        loaded = load_transformers_model(ROLE, self.src, AutoModel, SUPPORTED, "CLIP or SigLIP", device)
+        config, self.processor, self.model = loaded.config, loaded.processor, loaded.model
+        self.device, self.dtype = loaded.device, loaded.dtype
+        self.kind = str(config.model_type)
         self.text_max_length = int(config.text_config.max_position_embeddings)
         # Measured rather than read from config: SigLIP variants name their projection size differently.
         self.dim = int(self.text_features([""]).shape[1])

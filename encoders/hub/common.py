@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -95,3 +96,40 @@ def check_waveform(w: np.ndarray, where: str) -> np.ndarray:
 
 def batches(n: int, size: int) -> list[slice]:
     return [slice(s, min(n, s + size)) for s in range(0, n, size)]
+
+
+@dataclass
+class LoadedModel:
+    """A transformers model loaded for one role: config, processor, model (on device, eval)."""
+
+    config: Any
+    processor: Any
+    model: Any
+    device: str
+    dtype: torch.dtype
+
+
+def load_transformers_model(
+    role: str, src: ResolvedSource, model_cls: Any, expected: tuple[str, ...], label: str, device: str
+) -> LoadedModel:
+    """Config, processor and weights from a local folder, checking the model type fits the role.
+
+    Each step that fails raises ``HubModelError`` naming the role, the source and the part.
+    """
+    from transformers import AutoConfig, AutoProcessor
+
+    folder = str(src.folder)
+    config = load_part(role, src, "config", lambda: AutoConfig.from_pretrained(folder, local_files_only=True))
+    kind = str(getattr(config, "model_type", ""))
+    if kind not in expected:
+        raise HubModelError(
+            role, src.name, f"model type {kind!r} is not {label} (expected one of {expected})"
+        )
+    dev, dtype = pick_device(device)
+    processor = load_part(
+        role, src, "processor", lambda: AutoProcessor.from_pretrained(folder, local_files_only=True)
+    )
+    model = load_part(
+        role, src, "weights", lambda: model_cls.from_pretrained(folder, local_files_only=True, dtype=dtype)
+    )
+    return LoadedModel(config, processor, model.to(dev).eval(), dev, dtype)

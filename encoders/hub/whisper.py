@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from encoders.base import EncoderInfo, Transcript
-from encoders.hub.common import ADAPTER_VERSION, check_waveform, load_part, pick_device
-from encoders.hub.errors import HubModelError
+from encoders.hub.common import ADAPTER_VERSION, check_waveform, load_transformers_model
 from encoders.hub.source import resolve_source
 
 ROLE = "speech"
@@ -41,28 +40,14 @@ class WhisperRecognizer:
         max_windows: int | None = None,
         batch_size: int = 4,
     ) -> None:
-        from transformers import AutoConfig, AutoProcessor, WhisperForConditionalGeneration
+        from transformers import WhisperForConditionalGeneration
 
         self.src = resolve_source(ROLE, source)
-        folder = str(self.src.folder)
-        config = load_part(
-            ROLE, self.src, "config", lambda: AutoConfig.from_pretrained(folder, local_files_only=True)
+        loaded = load_transformers_model(
+            ROLE, self.src, WhisperForConditionalGeneration, ("whisper",), "Whisper", device
         )
-        if getattr(config, "model_type", "") != "whisper":
-            raise HubModelError(ROLE, self.src.name, f"model type {config.model_type!r} is not Whisper")
-        self.device, self.dtype = pick_device(device)
-        self.processor = load_part(
-            ROLE, self.src, "processor", lambda: AutoProcessor.from_pretrained(folder, local_files_only=True)
-        )
-        model = load_part(
-            ROLE,
-            self.src,
-            "weights",
-            lambda: WhisperForConditionalGeneration.from_pretrained(
-                folder, local_files_only=True, dtype=self.dtype
-            ),
-        )
-        self.model = model.to(self.device).eval()
+        config, self.processor, self.model = loaded.config, loaded.processor, loaded.model
+        self.device, self.dtype = loaded.device, loaded.dtype
         fe = self.processor.feature_extractor
         self.sample_rate = int(fe.sampling_rate)
         self.window = int(fe.n_samples)
