@@ -32,8 +32,8 @@ class ModelMismatchError(MmrecError):
         self.requested_model = requested_model
         super().__init__(
             f"model mismatch for role {role!r}: the library was encoded with {library_model!r} "
-            f"but {requested_model!r} was requested; encode into a new --library, "
-            "or run `mmrec encode ... --reencode`"
+            f"but {requested_model!r} was requested; encode into a new library "
+            "(`mmrec encode DIR --library NEW --models ...`), or delete this library folder to rebuild it"
         )
 
 

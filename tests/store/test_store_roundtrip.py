@@ -135,7 +135,7 @@ def test_check_models_records_then_refuses_a_different_model(tmp_path: Path) -> 
             store.check_models({"text": {**text, "model": "all-MiniLM-L6-v2"}})
         msg = str(err.value)
         assert "'text'" in msg and "multilingual-e5-small-q4" in msg and "all-MiniLM-L6-v2" in msg
-        assert "--reencode" in msg and "new --library" in msg
+        assert "--library NEW" in msg and "delete this library folder" in msg
         assert isinstance(err.value, MmrecError)
         store.update_manifest(fusion_version="untrained-1", index={"factory": "Flat"})
     with LibraryStore.open(tmp_path / "lib") as store:
