@@ -67,6 +67,12 @@ class FrameEncoder(Protocol):
         """Top classifier labels per frame; an empty list per frame when the model has none."""
         ...
 
+    def encode_and_tag(
+        self, frames: Sequence[np.ndarray], top_k: int = 5
+    ) -> tuple[np.ndarray, list[list[Tag]]]:
+        """Both of the above from one pass over the frames (what the item encoder needs)."""
+        ...
+
 
 @runtime_checkable
 class AudioEncoder(Protocol):

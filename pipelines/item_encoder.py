@@ -104,10 +104,7 @@ def _encode_frames(
     flat = [f for frames in per_item for f in frames]
     if encoder is None or not flat:
         return
-    if hasattr(encoder, "encode_and_tag"):  # one forward pass gives both (bundled EfficientNet)
-        vecs, tags = encoder.encode_and_tag(flat, top_k=TAG_FRAME_K)
-    else:
-        vecs, tags = encoder.encode_frames(flat), encoder.tag_frames(flat, top_k=TAG_FRAME_K)
+    vecs, tags = encoder.encode_and_tag(flat, top_k=TAG_FRAME_K)
     vecs = np.asarray(vecs, dtype=np.float32)
     start = 0
     for i, frames in enumerate(per_item):

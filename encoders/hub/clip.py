@@ -122,9 +122,21 @@ class ClipFrameEncoder:
         items = check_frames(frames)
         if not self.labels or top_k <= 0:
             return [[] for _ in items]
-        if not items:
+        return self._tags(self.encode_frames(items), top_k)
+
+    def encode_and_tag(
+        self, frames: Sequence[np.ndarray], top_k: int = 5
+    ) -> tuple[np.ndarray, list[list[Tag]]]:
+        """Vectors and zero-shot tags from one pass of the image tower."""
+        vecs = self.encode_frames(frames)
+        if not self.labels or top_k <= 0:
+            return vecs, [[] for _ in range(len(vecs))]
+        return vecs, self._tags(vecs, top_k)
+
+    def _tags(self, vecs: np.ndarray, top_k: int) -> list[list[Tag]]:
+        if len(vecs) == 0:
             return []
-        scores = self._m.label_scores(self.encode_frames(items), self._labels_matrix())
+        scores = self._m.label_scores(vecs, self._labels_matrix())
         k = min(top_k, len(self.labels))
         out: list[list[Tag]] = []
         for row in scores:

@@ -113,6 +113,15 @@ def test_zero_shot_tags_follow_image_text_similarity(
         assert 0.0 < total < len(LABELS)  # independent sigmoids
 
 
+def test_encode_and_tag_is_one_pass_with_the_same_answers(
+    encoder: ClipFrameEncoder, stamp_frames: list[np.ndarray]
+) -> None:
+    vecs, tags = encoder.encode_and_tag(stamp_frames, top_k=2)
+    np.testing.assert_allclose(vecs, encoder.encode_frames(stamp_frames), atol=1e-6)
+    separate = encoder.tag_frames(stamp_frames, top_k=2)
+    assert [[t.label for t in row] for row in tags] == [[t.label for t in row] for row in separate]
+
+
 def test_no_vocabulary_means_no_tags(model_dir: Path, stamp_frames: list[np.ndarray]) -> None:
     plain = ClipFrameEncoder(str(model_dir), device="cpu")
     assert plain.tag_frames(stamp_frames[:2]) == [[], []]
