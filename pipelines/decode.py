@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from encoders.media.decode import DecodedMedia, DecodeSpec, decode_media
 
@@ -38,3 +39,12 @@ def spec_for_models(audio_rate: int | None, speech_rate: int | None, frame_count
     """Decode audio at exactly the rates the loaded sound and speech models want."""
     rates = tuple(sorted({r for r in (audio_rate, speech_rate) if r}))
     return DecodeSpec(frame_count=frame_count, audio_rates=rates)
+
+
+def spec_for_model_set(models: Any, speech: bool = True, frame_count: int = 16) -> DecodeSpec:
+    """The decode spec a loaded model set needs (reading the rates loads those models)."""
+    audio_rate = models.audio.sample_rate if getattr(models, "audio", None) is not None else None
+    speech_rate = (
+        models.speech.sample_rate if speech and getattr(models, "speech", None) is not None else None
+    )
+    return spec_for_models(audio_rate, speech_rate, frame_count=frame_count)

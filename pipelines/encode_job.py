@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mmrec.store import EncodedItem, ItemRecord, LibraryStore
-from pipelines.decode import Decoded, DecodeTask, decode_task, spec_for_models
+from pipelines.decode import Decoded, DecodeTask, decode_task, spec_for_model_set
 from pipelines.discover import SourceItem, discover
 from pipelines.encode_worker import EncodeTask, WorkerEncoded, decode_encode_task
 from pipelines.errors import EncodeAbortedError
@@ -109,6 +109,7 @@ class _Job:
         self.index: Any = None
         # Set to the model profile when workers encode whole files (CPU mode), else None.
         self.worker_models: str | None = None
+        self.frame_count = 16
 
     # ---------------------------------------------------------------- failures
 
@@ -234,7 +235,13 @@ class _Job:
         assert self.worker_models is not None
         by_path = {s.path: s for s in plan.todo}
         tasks = (
-            EncodeTask(path=s.path, spec=spec, meta=s.meta, models=self.worker_models, speech=self.speech)
+            EncodeTask(
+                path=s.path,
+                frame_count=self.frame_count,
+                meta=s.meta,
+                models=self.worker_models,
+                speech=self.speech,
+            )
             for s in plan.todo
             if s.path
         )
@@ -256,15 +263,6 @@ class _Job:
             self.progress.describe(self.summary.failed, self.timer.describe())
             wait_t0 = time.perf_counter()
         self.commit(plan, batch)
-
-
-def _decode_spec(models: Any, speech: bool, frame_count: int) -> Any:
-    """Audio at the rates the loaded sound/speech models want (touching them loads them: only when needed)."""
-    audio_rate = models.audio.sample_rate if getattr(models, "audio", None) is not None else None
-    speech_rate = (
-        models.speech.sample_rate if speech and getattr(models, "speech", None) is not None else None
-    )
-    return spec_for_models(audio_rate, speech_rate, frame_count=frame_count)
 
 
 def _probe_summary(info: Any) -> dict[str, Any]:
@@ -322,11 +320,13 @@ def run_encode(
         fusion = library_fusion(store, models, device)
         found = discover(media_dir, metadata)
         plan = make_plan(found, store, retry_failed=retry_failed)
-        spec = _decode_spec(models, speech, frame_count) if plan.todo else None
         model_device = str(getattr(models, "device", device))
         n = default_workers(model_device) if workers is None else workers
         # On CPU, workers encode whole files themselves (encode_worker); on GPU they only decode.
         in_workers = own_engine and n > 0 and not model_device.startswith("cuda")
+        # Workers build their spec from their own models: reading rates here would load the sound
+        # and speech models into this process for nothing.
+        spec = spec_for_model_set(models, speech, frame_count) if plan.todo and not in_workers else None
         if engine is None:
             engine = (
                 SerialEngine()
@@ -337,6 +337,7 @@ def run_encode(
         with EncodeProgress(total, enabled=progress) as bar:
             job = _Job(store, models, fusion, batch_size, fail_fast, speech, bar)
             job.worker_models = str(models.profile) if in_workers else None
+            job.frame_count = frame_count
             with job.timer.stage("write"):
                 if plan.delete_ids:
                     job.summary.deleted = len(store.delete_items(plan.delete_ids))

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from encoders.media.decode import DecodedMedia, DecodeSpec, decode_media
+from encoders.media.decode import DecodedMedia, decode_media
+from pipelines.decode import spec_for_model_set
 from pipelines.discover import ItemMeta
 from pipelines.item_encoder import EncodedVectors, EncodeInput, encode_batch
 
@@ -23,10 +24,10 @@ _MODELS: dict[str, Any] = {}
 
 @dataclass(frozen=True)
 class EncodeTask:
-    """What a worker needs (picklable): the file, how to decode it, its metadata, which models."""
+    """What a worker needs (picklable): the file, how many frames, its metadata, which models."""
 
     path: str
-    spec: DecodeSpec
+    frame_count: int
     meta: ItemMeta
     models: str
     speech: bool = True
@@ -56,12 +57,11 @@ def worker_models(profile: str) -> Any:
 
 def decode_encode_task(task: EncodeTask) -> WorkerEncoded:
     """Top-level (picklable) worker function; media errors propagate as typed exceptions."""
+    models = worker_models(task.models)
     t0 = time.perf_counter()
-    media = decode_media(task.path, task.spec)
+    media = decode_media(task.path, spec_for_model_set(models, task.speech, task.frame_count))
     t1 = time.perf_counter()
-    (encoded,) = encode_batch(
-        [EncodeInput(meta=task.meta, media=media)], worker_models(task.models), task.speech
-    )
+    (encoded,) = encode_batch([EncodeInput(meta=task.meta, media=media)], models, task.speech)
     t2 = time.perf_counter()
     light = replace(media, frames=None, audio={})  # the pixels and samples need not travel back
     return WorkerEncoded(media=light, encoded=encoded, decode_s=t1 - t0, encode_s=t2 - t1)

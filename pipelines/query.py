@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from encoders.media.guard import run_guarded
-from pipelines.decode import DecodeTask, decode_task, spec_for_models
+from pipelines.decode import DecodeTask, decode_task, spec_for_model_set
 from pipelines.discover import ItemMeta
 from pipelines.errors import NothingEncodedError
 from pipelines.item_encoder import EncodeInput, encode_batch
@@ -33,13 +33,7 @@ def encode_file_for_query(
     Decoding runs in a guarded child process, so a hanging or crashing decoder raises a typed
     ``encoders.media`` error instead of taking the caller down.
     """
-    audio_rate = models.audio.sample_rate if getattr(models, "audio", None) is not None else None
-    speech_rate = (
-        models.speech.sample_rate if speech and getattr(models, "speech", None) is not None else None
-    )
-    task = DecodeTask(
-        path=str(Path(path).resolve()), spec=spec_for_models(audio_rate, speech_rate, frame_count)
-    )
+    task = DecodeTask(path=str(Path(path).resolve()), spec=spec_for_model_set(models, speech, frame_count))
     decoded = run_guarded(decode_task, task, timeout_s=timeout_s)
     (enc,) = encode_batch([EncodeInput(meta=ItemMeta(), media=decoded.media)], models, speech=speech)
     if not enc.vectors:

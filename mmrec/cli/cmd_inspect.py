@@ -24,13 +24,11 @@ console = Console()
 def inspect_file(path: Path, models: Any, frame_count: int = 16, timeout_s: float = 300.0) -> dict[str, Any]:
     """Decode and encode one file; returns a JSON-ready report."""
     from encoders.media import run_guarded
-    from pipelines.decode import DecodeTask, decode_task, spec_for_models
+    from pipelines.decode import DecodeTask, decode_task, spec_for_model_set
     from pipelines.discover import ItemMeta
     from pipelines.item_encoder import EncodeInput, encode_batch
 
-    audio_rate = models.audio.sample_rate if models.audio is not None else None
-    speech_rate = models.speech.sample_rate if models.speech is not None else None
-    task = DecodeTask(path=str(path.resolve()), spec=spec_for_models(audio_rate, speech_rate, frame_count))
+    task = DecodeTask(path=str(path.resolve()), spec=spec_for_model_set(models, True, frame_count))
     media = run_guarded(decode_task, task, timeout_s=timeout_s).media
     (encoded,) = encode_batch([EncodeInput(meta=ItemMeta(), media=media)], models)
 
