@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from mmrec.cli.common import json_option, library_option, print_json
+from mmrec.cli.common import device_option, json_option, library_option, print_json
 from mmrec.errors import InvalidInputError, LibraryNotFoundError
 
 
@@ -34,18 +34,23 @@ def _console() -> Any:
     return Console()
 
 
+def analyzer_option(func: Any) -> Any:
+    """``--analyzer``: which comment analyzer ``ingest`` and ``analyze`` use."""
+    return click.option(
+        "--analyzer",
+        "analyzer_profile",
+        default="bundled",
+        show_default=True,
+        help="Comment analyzer: bundled, hub, a hub id, a model folder or a .gguf file.",
+    )(func)
+
+
 @click.command("ingest")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @library_option
 @json_option
-@click.option(
-    "--analyzer",
-    "analyzer_profile",
-    default="bundled",
-    show_default=True,
-    help="Comment analyzer: bundled, hub, a hub id, a model folder or a .gguf file.",
-)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@analyzer_option
+@device_option
 def ingest_cmd(file: Path, library: Path, as_json: bool, analyzer_profile: str, device: str) -> None:
     """Ingest an events or comments file (CSV, JSONL, Parquet; comments have a ``text`` column)."""
     from mmrec.events import EventStore, ingest, read_events
@@ -116,14 +121,8 @@ def _texts_from(source: str) -> list[str]:
 @click.command("analyze")
 @click.argument("source")
 @json_option
-@click.option(
-    "--analyzer",
-    "analyzer_profile",
-    default="bundled",
-    show_default=True,
-    help="bundled, hub, a hub id, a model folder or a .gguf file.",
-)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@analyzer_option
+@device_option
 def analyze_cmd(source: str, as_json: bool, analyzer_profile: str, device: str) -> None:
     """Language, sentiment and keywords of comments: a TEXT, or a .txt (one per line), .csv or .jsonl FILE."""
     texts = _texts_from(source)

@@ -185,25 +185,22 @@ class EventStore:
                     added.append(c)
         return added
 
+    def _rows(self, select: str, user_id: str | None) -> list[tuple[Any, ...]]:
+        """Rows of ``select`` for one user (or all), oldest first."""
+        args: tuple[Any, ...] = () if user_id is None else (user_id,)
+        where = "" if user_id is None else " WHERE user_id=?"
+        with self._lock:
+            return self._conn.execute(select + where + " ORDER BY timestamp, id", args).fetchall()
+
     def events(self, user_id: str | None = None) -> list[EventRecord]:
         """A user's events (or all), oldest first."""
-        sql = "SELECT user_id, item_id, event, value, timestamp FROM events"
-        args: tuple[Any, ...] = ()
-        if user_id is not None:
-            sql += " WHERE user_id=?"
-            args = (user_id,)
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY timestamp, id", args).fetchall()
+        rows = self._rows("SELECT user_id, item_id, event, value, timestamp FROM events", user_id)
         return [EventRecord(*r) for r in rows]
 
     def comments(self, user_id: str | None = None) -> list[StoredComment]:
-        sql = "SELECT user_id, item_id, text, timestamp, language, sentiment, keywords FROM comments"
-        args: tuple[Any, ...] = ()
-        if user_id is not None:
-            sql += " WHERE user_id=?"
-            args = (user_id,)
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY timestamp, id", args).fetchall()
+        rows = self._rows(
+            "SELECT user_id, item_id, text, timestamp, language, sentiment, keywords FROM comments", user_id
+        )
         return [
             StoredComment(
                 record=CommentRecord(u, i, t, ts),
