@@ -98,7 +98,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import numpy as np
-    import torch
 
     from encoders.registry import load_models
     from pipelines.encode_job import default_workers, run_encode
@@ -114,7 +113,6 @@ def main() -> None:
     if args.speech:
         models.speech.transcribe(np.zeros(16000, np.float32))
 
-    cpu_threads = torch.get_num_threads()
     runs: dict[str, list[dict]] = {"naive": [], "pipelined": []}
     ratios: list[float] = []
     # Paired rounds (naive then pipelined, back to back) so drifting machine load hits both alike;
@@ -123,7 +121,6 @@ def main() -> None:
         for name, w, bs in (("naive", 0, 1), ("pipelined", workers, args.batch_size)):
             lib = args.out / f"lib-{name}"
             shutil.rmtree(lib, ignore_errors=True)
-            torch.set_num_threads(cpu_threads)  # run_encode itself leaves the decode workers their cores
             t0 = time.perf_counter()
             s = run_encode(
                 media, lib, models=models, workers=w, batch_size=bs, progress=False, speech=args.speech,
