@@ -5,6 +5,7 @@ Decoding is done once up front and not timed; preprocessing inside the encoders 
 Each figure is the median of ``--runs`` timed passes after one warm-up pass.
 
     python scripts/bench_encoders.py --device cpu --runs 3 --json bench.json
+    python scripts/bench_encoders.py --device cpu --modalities frames,audio --runtime both
 """
 
 from __future__ import annotations
@@ -164,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--audio-seconds", type=float, default=5.0, help="length of each audio clip")
     ap.add_argument("--modalities", default="frames,audio,text,speech")
     ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="torch CPU threads")
+    ap.add_argument(
+        "--runtime",
+        default="onnx",
+        choices=["onnx", "torch", "both"],
+        help="CPU runtime of the frame and sound CNNs (both: one row each, paired in the same run)",
+    )
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
 
@@ -172,18 +179,22 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [m.strip() for m in args.modalities.split(",") if m.strip()]
     results: dict[str, Any] = {}
 
-    if "frames" in wanted:
-        from encoders.bundled.frames_effnet import EfficientNetFrameEncoder
+    runtimes = ["onnx", "torch"] if args.runtime == "both" and device == "cpu" else [args.runtime]
+    for rt in runtimes:
+        suffix = f":{rt}" if len(runtimes) > 1 else ""
+        if "frames" in wanted:
+            from encoders.bundled.frames_effnet import EfficientNetFrameEncoder
 
-        enc = EfficientNetFrameEncoder(device=device, batch_size=args.items)
-        results["frames"] = single_vs_batch(enc.encode_frames, stamp_frames(args.items), args.runs, device)
-    if "audio" in wanted:
-        from encoders.bundled.audio_aisfx import AisfxAudioEncoder
+            enc = EfficientNetFrameEncoder(device=device, batch_size=args.items, runtime=rt)
+            frames = stamp_frames(args.items)
+            results["frames" + suffix] = single_vs_batch(enc.encode_frames, frames, args.runs, device)
+        if "audio" in wanted:
+            from encoders.bundled.audio_aisfx import AisfxAudioEncoder
 
-        aud = AisfxAudioEncoder(device=device)
-        clips = lena_clips(args.items, args.audio_seconds, aud.sample_rate)
-        results["audio"] = single_vs_batch(aud.encode_audio, clips, args.runs, device)
-        results["audio"]["clip_seconds"] = args.audio_seconds
+            aud = AisfxAudioEncoder(device=device, runtime=rt)
+            clips = lena_clips(args.items, args.audio_seconds, aud.sample_rate)
+            results["audio" + suffix] = single_vs_batch(aud.encode_audio, clips, args.runs, device)
+            results["audio" + suffix]["clip_seconds"] = args.audio_seconds
     if "text" in wanted:
         from encoders.bundled.text_e5 import E5TextEncoder
 
@@ -215,16 +226,16 @@ def main(argv: list[str] | None = None) -> int:
         "runs": args.runs,
         "results": results,
     }
-    print(f"device={device} threads={args.threads} runs={args.runs} (median)")
+    print(f"device={device} threads={args.threads} runtime={args.runtime} runs={args.runs} (median)")
     print(
-        f"{'modality':<9} {'items':>5} {'single items/s':>15} {'single ms/item':>15} {'batch items/s':>14} {'batch ms/item':>14}"
+        f"{'modality':<13} {'items':>5} {'single items/s':>15} {'single ms/item':>15} {'batch items/s':>14} {'batch ms/item':>14}"
     )
     for name, r in results.items():
         if name == "frames_gpu":
             continue
         b = r.get("batch", {})
         print(
-            f"{name:<9} {r['items']:>5} {r['single']['items_per_s']:>15} {r['single']['ms_per_item']:>15} "
+            f"{name:<13} {r['items']:>5} {r['single']['items_per_s']:>15} {r['single']['ms_per_item']:>15} "
             f"{b.get('items_per_s', '-'):>14} {b.get('ms_per_item', '-'):>14}"
         )
     if "speech" in results:

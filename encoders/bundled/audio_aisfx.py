@@ -15,6 +15,7 @@ import torch
 
 from encoders.base import EncoderInfo, l2_normalize
 from encoders.device import resolve_device
+from encoders.onnx_cpu import OnnxNetwork, cpu_runtime, file_digest, onnx_network
 
 MODEL_NAME = "aisfx-x-sequential-ce"
 VERSION = "1"
@@ -130,10 +131,17 @@ class AisfxAudioEncoder:
 
     sample_rate: int = SAMPLE_RATE
 
-    def __init__(self, device: str = "auto", batch_size: int = 64) -> None:
+    def __init__(self, device: str = "auto", batch_size: int = 64, runtime: str | None = None) -> None:
         self.device = resolve_device(device)
         self.batch_size = max(1, int(batch_size))
         self._net = _load_network().to(self.device)
+        # On CPU, ONNX Runtime runs the CNN about twice as fast as eager torch (encoders.onnx_cpu).
+        self._onnx: OnnxNetwork | None = None
+        if self.device == "cpu" and cpu_runtime(runtime) == "onnx":
+            example = torch.rand(3, BLOCK_FRAMES, N_MELS, generator=torch.Generator().manual_seed(0))
+            key = f"{MODEL_NAME}-v{VERSION}-{file_digest(_checkpoint_path())}"
+            self._onnx = onnx_network(self._net, example, key)
+        self.runtime = "onnx" if self._onnx is not None else "torch"
         self.info = encoder_info(self.device)
 
     def _validate(self, waveform: np.ndarray, index: int) -> np.ndarray:
@@ -148,6 +156,9 @@ class AisfxAudioEncoder:
     def _embed_blocks(self, all_blocks: np.ndarray) -> np.ndarray:
         out: list[np.ndarray] = []
         for start in range(0, len(all_blocks), self.batch_size):
+            if self._onnx is not None:
+                out.append(self._onnx(all_blocks[start : start + self.batch_size])[0])
+                continue
             x = torch.from_numpy(all_blocks[start : start + self.batch_size]).to(self.device)
             out.append(self._net(x).float().cpu().numpy())
         return np.concatenate(out)

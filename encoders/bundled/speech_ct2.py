@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from encoders.base import EncoderInfo, Transcript
+from encoders.cache import cache_root
 from encoders.device import resolve_device
 
 MODEL_NAME = "faster-whisper-base"
@@ -32,8 +33,7 @@ def _package_data(name: str) -> Path:
 
 def cache_dir() -> Path:
     """Where the joined model lives: $MMREC_CACHE/models/whisper-base-ct2 or ~/.cache/mmrec/models/..."""
-    root = Path(os.environ.get("MMREC_CACHE", Path.home() / ".cache" / "mmrec"))
-    return root / "models" / "whisper-base-ct2"
+    return cache_root() / "models" / "whisper-base-ct2"
 
 
 def ensure_model_folder(target: Path | None = None) -> Path:
