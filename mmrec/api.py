@@ -184,7 +184,11 @@ class Library:
         models = self.models
         dims = self.fusion.dims
         blocks: dict[str, np.ndarray] = {}
-        q = models.text.encode_text([text], role="query")[0]
+        q = models.text.encode_text([text], role="query")
+        strip = getattr(models.text, "strip_language", None)
+        if callable(strip):  # the bundled E5 drops its language axis: Chinese queries rank like English
+            q = strip(q)
+        q = q[0]
         for m in TEXT_BLOCKS:
             if m in dims:
                 blocks[m] = q

@@ -46,11 +46,16 @@ class WorkerEncoded:
 def worker_models(profile: str) -> Any:
     """The worker's own model set, loaded on first use and kept for the worker's lifetime."""
     if profile not in _MODELS:
+        import os
+
         import torch
 
         from encoders.registry import load_models
 
-        torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
+        # One core per worker: the workers are the parallelism. torch and ONNX Runtime follow
+        # set_num_threads; the text engine's own OpenMP reads the environment when it loads.
+        torch.set_num_threads(1)
+        os.environ["OMP_NUM_THREADS"] = "1"
         _MODELS[profile] = load_models(profile, device="cpu")
     return _MODELS[profile]
 
