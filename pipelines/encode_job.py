@@ -29,6 +29,9 @@ from pipelines.progress import EncodeProgress
 from pipelines.runner import Engine, LocalEngine, SerialEngine, StageTimer
 
 INDEX_EVERY_COMMITS = 20
+# Imported once by the fork server, so workers (and their replacements) start without re-importing.
+DECODE_WORKER_PRELOAD = ("numpy", "av", "PIL.Image", "pipelines.decode")
+ENCODE_WORKER_PRELOAD = (*DECODE_WORKER_PRELOAD, "torch", "onnxruntime", "pipelines.encode_worker")
 DECODE_TIMEOUT_S = 300.0
 
 
@@ -331,7 +334,12 @@ def run_encode(
             engine = (
                 SerialEngine()
                 if n == 0
-                else LocalEngine(n, max_in_flight=batch_size + 2 * n, max_tasks=500 if in_workers else 50)
+                else LocalEngine(
+                    n,
+                    max_in_flight=batch_size + 2 * n,
+                    max_tasks=500 if in_workers else 50,
+                    preload=ENCODE_WORKER_PRELOAD if in_workers else DECODE_WORKER_PRELOAD,
+                )
             )
         total = len(plan.todo) + len(plan.text) + len(plan.reject)
         with EncodeProgress(total, enabled=progress) as bar:
