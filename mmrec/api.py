@@ -175,7 +175,7 @@ class Library:
         text = text.strip()
         if not text:
             raise MmrecError("search: the query text is empty")
-        query = self.fusion.query_vector(self.text_query_blocks(text))
+        query = self.text_query_vector(text)
         hits = search_vector(self.store, self.index, self.fusion, query, k, filters)
         return SearchResponse(query={"text": text}, results=hits)
 
@@ -184,11 +184,7 @@ class Library:
         models = self.models
         dims = self.fusion.dims
         blocks: dict[str, np.ndarray] = {}
-        q = models.text.encode_text([text], role="query")
-        strip = getattr(models.text, "strip_language", None)
-        if callable(strip):  # the bundled E5 drops its language axis: Chinese queries rank like English
-            q = strip(q)
-        q = q[0]
+        q = models.text.encode_text([text], role="query")[0]
         for m in TEXT_BLOCKS:
             if m in dims:
                 blocks[m] = q
@@ -197,6 +193,22 @@ class Library:
         if models.audio_text is not None and "audio" in dims:
             blocks["audio"] = models.audio_text.encode_text([text], role="query")[0]
         return blocks
+
+    def text_query_vector(self, text: str, fusion: Any | None = None) -> np.ndarray:
+        """A text query as one unit vector in the fused space of ``fusion`` (default: the library's).
+
+        Text blocks match the query as the text model embeds it (E5 is cross-lingual by itself and
+        keeps same-language matches first). The trained bridges into the frame/audio spaces learnt
+        from the library's own, usually one-language, titles; they read the query with its language
+        axis removed when the text model has one (bundled E5), so a Chinese query crosses them like
+        its English translation (tuxpaint after training, Chinese R@10 as a share of English on
+        seeds 0/1/2: 0.74/0.83/0.86 without, 0.80/0.84/0.83 with).
+        """
+        blocks = self.text_query_blocks(text)
+        strip = getattr(self.models.text, "strip_language", None)
+        source = next((blocks[m] for m in TEXT_BLOCKS if m in blocks), None)
+        neutral = strip(source[None])[0] if callable(strip) and source is not None else None
+        return (fusion or self.fusion).query_vector(blocks, bridge_input=neutral)
 
     def similar(self, query: str | Path, k: int = 10, filters: SearchFilters | None = None) -> SearchResponse:
         """Item -> items. ``query`` is an item id, the path of a library file, or any media file

@@ -157,9 +157,7 @@ def evaluate(
     out: dict[str, Any] = {}
     for lang in ("en", "zh"):
         ids = [i for i in test if getattr(stamps[i], lang)]
-        queries = np.stack(
-            [fusion.query_vector(lib.text_query_blocks(getattr(stamps[i], lang))) for i in ids]
-        )
+        queries = np.stack([lib.text_query_vector(getattr(stamps[i], lang), fusion) for i in ids])
         rows = np.array([row_of[keys[i]] for i in ids])
         # gallery: test stamps
         pos_in_test = {int(r): j for j, r in enumerate(test_rows)}

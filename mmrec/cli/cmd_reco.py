@@ -247,7 +247,7 @@ def _describe(library: Path, user: str, text: str) -> dict:
         raise InvalidInputError("describe-user", "text", "the self-description is empty")
     lib = _library(library)
     try:
-        vector = lib.fusion.query_vector(lib.text_query_blocks(text))
+        vector = lib.text_query_vector(text)
     finally:
         lib.close()
     with EventStore.open(library) as events:

@@ -116,18 +116,24 @@ class Fusion:
                     out[i] = {**out[i], target: row[None, :]}
         return out
 
-    def bridge_blocks(self, blocks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def bridge_blocks(
+        self, blocks: dict[str, np.ndarray], bridge_input: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         """Frames/audio query blocks made from the query's text vector by the bridges.
 
         Only for blocks the caller did not give (a real text tower, e.g. CLIP, wins) and only when the
-        query has a text-ish block to start from.
+        query has a text-ish block to start from. ``bridge_input`` replaces that block's vector as
+        the bridges' input (e.g. a language-neutral version of the query; the text blocks keep theirs).
         """
         if self.bridges is None:
             return {}
         source = next((m for m in (*BRIDGE_SOURCES, "vtags") if m in blocks), None)
         if source is None:
             return {}
-        x = np.asarray(blocks[source], dtype=np.float32).reshape(1, -1)
+        raw = blocks[source] if bridge_input is None else bridge_input
+        x = np.asarray(raw, dtype=np.float32).reshape(1, -1)
+        if x.shape[1] != self.dims[source]:
+            raise FusionInputError(f"bridge_input: expected {self.dims[source]} values, got {x.shape[1]}")
         x = self.centre({source: x})[source]
         out: dict[str, np.ndarray] = {}
         with torch.no_grad():
@@ -138,21 +144,25 @@ class Fusion:
         return out
 
     def query_vector(
-        self, blocks: dict[str, np.ndarray], weights: dict[str, float] | None = None
+        self,
+        blocks: dict[str, np.ndarray],
+        weights: dict[str, float] | None = None,
+        bridge_input: np.ndarray | None = None,
     ) -> np.ndarray:
         """A unit query in the fused space from per-block query vectors (e.g. a text query in text/tags/vtags).
 
         Each block goes through the same centring and adapter as items; blocks are weighted by ``weights``
         (renormalised to sum to 1, default uniform over the given blocks). With bridges, missing
         frames/audio blocks are filled from the text vector and weighted like one text block times
-        ``bridge_weight`` (default 1: a bridged block counts as much as one text block).
+        ``bridge_weight`` (default 1: a bridged block counts as much as one text block);
+        ``bridge_input`` is what the bridges read instead of the text block (see ``bridge_blocks``).
         """
         if not blocks:
             raise FusionInputError("query_vector needs at least one block")
         vecs = check_item(
             0, {m: np.asarray(v, dtype=np.float32).reshape(1, -1) for m, v in blocks.items()}, self.dims
         )
-        bridged = self.bridge_blocks(vecs)
+        bridged = self.bridge_blocks(vecs, bridge_input)
         vecs = self.centre(vecs)
         given = [m for m in self.modalities if m in vecs]
         if weights is None:

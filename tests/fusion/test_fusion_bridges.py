@@ -183,3 +183,22 @@ def test_format_1_checkpoint_still_loads(tmp_path: Path) -> None:
     torch.save(payload, tmp_path / "v1.pt")
     loaded = Fusion.load(tmp_path / "v1.pt", device="cpu")
     assert loaded.version == "v1" and loaded.bridges is None and not loaded.centers
+
+
+def test_bridge_input_feeds_the_bridge_and_leaves_text_blocks_alone(
+    trained: tuple[Fusion, dict, MemoryStore], stamp_vectors: dict[str, np.ndarray]
+) -> None:
+    from mmrec.fusion.batching import FusionInputError
+
+    fusion, _, _ = trained
+    q, other = stamp_vectors["query"][0], stamp_vectors["query"][7]
+    mixed = fusion.query_vector({"text": q, "vtags": q}, bridge_input=other)
+    plain = fusion.query_vector({"text": q, "vtags": q})
+    via_other = fusion.query_vector({"text": other, "vtags": other})
+    frames_sl, text_sl = fusion.slices["frames"], fusion.slices["text"]
+    # the frames block comes from the bridge input, the text block from the query itself
+    np.testing.assert_allclose(mixed[frames_sl], via_other[frames_sl], atol=1e-5)
+    np.testing.assert_allclose(mixed[text_sl], plain[text_sl], atol=1e-5)
+    assert float(np.abs(mixed[frames_sl] - plain[frames_sl]).max()) > 1e-3  # a different input mattered
+    with pytest.raises(FusionInputError, match="bridge_input: expected 384 values, got 3"):
+        fusion.query_vector({"text": q}, bridge_input=np.ones(3, np.float32))
