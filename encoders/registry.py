@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -194,11 +195,24 @@ _PROFILES: dict[str, Callable[[], dict[str, str]]] = {
 }
 
 
+def _check_cpu_runtime() -> None:
+    """A bad ``MMREC_CPU_RUNTIME`` stops the caller here, not as a failure of every file later."""
+    from encoders.onnx_cpu import RUNTIME_ENV, RUNTIMES, cpu_runtime
+
+    try:
+        cpu_runtime()
+    except ValueError:
+        value = os.environ.get(RUNTIME_ENV)
+        reason = f"{value!r} is not one of {', '.join(RUNTIMES)}"
+        raise ModelConfigError(f"environment variable {RUNTIME_ENV}", None, reason) from None
+
+
 def load_models(profile: str = "bundled", device: str = "auto") -> ModelSet:
     """A lazily loading ModelSet for a profile name ("bundled", "hub") or a JSON/TOML config path."""
     # Resolve now: fails at once when cuda is asked for and absent, and callers can read the
     # concrete device (e.g. to share cores between decode workers and torch).
     device = resolve_device(device)
+    _check_cpu_runtime()
     if profile in _PROFILES:
         return ModelSet(profile=profile, sources=_PROFILES[profile](), device=device)
     path = Path(profile).expanduser()

@@ -24,11 +24,12 @@ class MmrecGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         from encoders.media.errors import MediaError
+        from encoders.registry import ModelConfigError
         from mmrec.errors import MmrecError
 
         try:
             return super().invoke(ctx)
-        except (MmrecError, MediaError) as exc:
+        except (MmrecError, MediaError, ModelConfigError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
 

@@ -141,3 +141,27 @@ def test_cli_encode_json_and_bad_manifest(encoded, tmp_path: Path) -> None:
     result = CliRunner().invoke(encode, [str(media), "--library", str(library), "--metadata", str(bad)])
     assert isinstance(result.exception, InvalidInputError)
     assert result.exception.field == "item_id" and f"{bad}:2" in str(result.exception)
+
+
+def test_bad_model_settings_stop_the_run_before_anything_is_recorded(
+    encoded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong setting is one clear error, not a failure recorded against every file."""
+    from click.testing import CliRunner
+
+    from mmrec.cli.main import cli
+
+    media, library, _ = encoded
+    before = (library / "catalog.sqlite").read_bytes()
+    monkeypatch.setenv("MMREC_CPU_RUNTIME", "tensorrt")
+    result = CliRunner().invoke(cli, ["encode", str(media), "--library", str(library), "--workers", "1"])
+    assert result.exit_code == 2
+    assert "MMREC_CPU_RUNTIME" in result.output and "'tensorrt' is not one of onnx, torch" in result.output
+    fresh = tmp_path / "never-made"
+    result = CliRunner().invoke(cli, ["encode", str(media), "--library", str(fresh)])
+    assert result.exit_code == 2 and not fresh.exists()
+    monkeypatch.delenv("MMREC_CPU_RUNTIME")
+    result = CliRunner().invoke(cli, ["encode", str(media), "--library", str(fresh), "--models", "nonesuch"])
+    assert result.exit_code == 2 and "nonesuch: unknown model profile" in result.output
+    assert not fresh.exists()
+    assert (library / "catalog.sqlite").read_bytes() == before  # the existing library was not touched
