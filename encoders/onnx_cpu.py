@@ -126,6 +126,8 @@ def onnx_network(
         with open(path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one process exports, the others wait and reuse it
             if not path.is_file():
+                for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed exporter
+                    stale.unlink(missing_ok=True)
                 _export(module, example, path)
         return _session(path, threads)
     except Exception as exc:  # any failure means "use torch", said loudly

@@ -79,8 +79,11 @@ def test_export_is_cached_and_a_damaged_cache_is_rebuilt(
     expected = first.encode_audio([wave])
 
     exported[0].write_bytes(b"not an onnx model")  # e.g. a disk filled up during an old export
+    killed = exported[0].with_name(f".{exported[0].name}.999999.tmp")  # an exporter killed mid-write
+    killed.write_bytes(b"half")
     repaired = AisfxAudioEncoder(device="cpu")
     assert repaired.runtime == "onnx" and exported[0].stat().st_size > 1_000_000
+    assert not killed.exists()
     np.testing.assert_allclose(repaired.encode_audio([wave]), expected, atol=1e-5)
 
 
