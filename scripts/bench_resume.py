@@ -10,7 +10,7 @@ media folder and the library:
 
 Example::
 
-    .venv/bin/python scripts/bench_resume.py --out /tmp/mmrec-bench-resume --files 60
+    .venv/bin/python scripts/bench_resume.py --out /tmp/mmrec-bench-resume --files 200 --max-delay 10
 """
 
 from __future__ import annotations
@@ -99,9 +99,9 @@ def verify(media: Path, library: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("/tmp/mmrec-bench-resume"))
-    ap.add_argument("--files", type=int, default=60)
+    ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--max-delay", type=float, default=25.0, help="kill after a uniform delay in [2, this] s")
+    ap.add_argument("--max-delay", type=float, default=10.0, help="kill after a uniform delay in [2, this] s")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -119,8 +119,15 @@ def main() -> None:
     if final.returncode != 0:
         sys.stderr.write(final.stderr)
         raise SystemExit(f"final run failed with exit code {final.returncode}")
+    kills = sum(1 for r in log if r["killed"])
+    if kills < args.rounds:
+        sys.stderr.write(
+            f"only {kills} of {args.rounds} runs were killed (the others finished first): "
+            "use more --files or a smaller --max-delay\n"
+        )
     report = {
         "media_files": n,
+        "kills": kills,
         "rounds": log,
         "final_run": json.loads(final.stdout.strip().splitlines()[-1]),
         "check": verify(media, library),
