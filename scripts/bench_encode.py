@@ -36,7 +36,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DATA = Path(os.environ.get("MMREC_DATA", Path.home() / ".cache" / "mmrec" / "data"))
+from encoders.cache import data_root  # noqa: E402
+
+DATA = data_root()
 LENA_OK = ("lena.wav", "lena.mp3", "lena.ogg", "lena.opus", "lena.flac", "lena.m4a", "lena.aac", "lena.webm")
 
 

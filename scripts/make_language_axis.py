@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 from pathlib import Path
@@ -16,7 +15,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DATA = Path(os.environ.get("MMREC_DATA", Path.home() / ".cache" / "mmrec" / "data"))
+from encoders.cache import data_root  # noqa: E402
+
+DATA = data_root()
 
 
 def main() -> None:

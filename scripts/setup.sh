@@ -47,4 +47,4 @@ if [ ! -f "$stamp" ]; then
 fi
 
 "$VENV/bin/python" scripts/fetch_data.py >/dev/null
-echo "[setup] ready: $VENV ($extra), data in ${MMREC_DATA:-$HOME/.cache/mmrec/data}"
+echo "[setup] ready: $VENV ($extra), data in $("$VENV/bin/python" -c "from encoders.cache import data_root; print(data_root())")"

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from encoders.cache import data_root
 from encoders.comments.sentiment import HEAD_PATH, E5Embedder, SentimentHead
 
-DATA = Path(os.environ.get("MMREC_DATA", Path.home() / ".cache" / "mmrec" / "data")) / "sentiment"
+DATA = data_root() / "sentiment"
 CACHE = Path.home() / ".cache" / "mmrec" / "embeddings"
 
 

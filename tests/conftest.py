@@ -6,7 +6,6 @@ Tests use real media and real models. When the data cache is missing, the fixtur
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _data_root() -> Path:
-    return Path(os.environ.get("MMREC_DATA", Path.home() / ".cache" / "mmrec" / "data"))
+    from encoders.cache import data_root
+
+    return data_root()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from encoders.cache import cache_root, data_root
 from mmrec.errors import InvalidInputError
 
 INTERACTION_FIELDS = ("user_id", "item_id", "rating", "timestamp")
@@ -44,14 +44,6 @@ class Dataset:
     def item_documents(self) -> list[str]:
         """What the text encoder sees per item: ``"title. text"`` (or just the title)."""
         return [f"{t}. {x}" if x else t for t, x in zip(self.titles, self.texts, strict=True)]
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("MMREC_CACHE", Path.home() / ".cache" / "mmrec"))
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("MMREC_DATA", cache_root() / "data"))
 
 
 def load_dataset(dataset: str | Path) -> Dataset:
