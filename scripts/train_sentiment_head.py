@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from encoders.cache import data_root
+from encoders.cache import cache_root, data_root
 from encoders.comments.sentiment import HEAD_PATH, E5Embedder, SentimentHead
 
 DATA = data_root() / "sentiment"
-CACHE = Path.home() / ".cache" / "mmrec" / "embeddings"
+CACHE = cache_root() / "embeddings"
 
 
 def load_labelled(name: str) -> tuple[list[str], np.ndarray]:

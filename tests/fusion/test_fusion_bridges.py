@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from encoders.cache import cache_root
 from mmrec.fusion import Fusion
 from mmrec.fusion.fusion import DEFAULT_VERSION
 from mmrec.fusion.library_training import train_library_fusion
 
 N_STAMPS = 120
-CACHE = Path("~/.cache/mmrec/embeddings/fusion-bridges-stamps-120.npz").expanduser()
+CACHE = cache_root() / "embeddings" / "fusion-bridges-stamps-120.npz"
 
 
 @dataclass
