@@ -170,3 +170,24 @@ def test_a_reader_never_rebuilds_a_missing_index(copy: Path) -> None:
         assert lib.similar("images/dog.png", k=1).results[0].item_id == "images/elephant.png"
     finally:
         lib.close()
+
+
+def test_a_reader_follows_a_new_fusion_and_new_events(copy: Path) -> None:
+    """Another writer trains the fusion (re-fusing every item) and adds events: the reader's next
+    calls use the new checkpoint, the re-fused index and the new profile."""
+    reader = Library(copy, create=False, device="cpu")
+    writer = Library(copy, create=False, device="cpu")
+    try:
+        assert reader.search("a fire truck", k=1).results[0].item_id == "images/firetruck.png"
+        old_version = reader.fusion.version
+        report = writer.train_fusion(epochs=2, holdout_fraction=0.25, seed=0)
+        writer.add_events([{"user_id": "eve", "item_id": "images/dog.png", "event": "like"}])
+        hits = reader.search("a fire truck", k=3).results
+        assert reader.fusion.version == report["version"] != old_version
+        assert reader.index.seq == writer.store.seq()
+        for hit in hits:  # contributions are exact parts of the score only if both sides were re-fused alike
+            assert sum(hit.contributions.values()) == pytest.approx(hit.score, abs=1e-4)
+        assert reader.profile("eve").n_events == 1
+    finally:
+        writer.close()
+        reader.close()
