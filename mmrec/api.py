@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from mmrec.errors import InvalidInputError, ItemNotFoundError, MmrecError
+from mmrec.errors import IndexUnavailableError, InvalidInputError, ItemNotFoundError, MmrecError
 from mmrec.events.reader import ReadResult, parse_rows, read_events
 from mmrec.events.records import CommentRecord, EventRecord
 from mmrec.recommend.recommender import UnknownUserError
@@ -291,9 +291,12 @@ class Library:
         self.refresh()
         stats = self.store.stats()
         manifest = stats["manifest"]
-        index = None
+        index, index_error = None, None
         if (self.path / INDEX_FOLDER).exists() and (stats["items"] or "index" in self._cache):
-            index = IndexInfo.from_describe(self.index.describe())
+            try:
+                index = IndexInfo.from_describe(self.index.describe())
+            except IndexUnavailableError as exc:  # info is how a user finds out: report, don't fail
+                index_error = str(exc)
         return LibraryInfo(
             library=str(self.path),
             items=int(stats["items"]),
@@ -309,6 +312,7 @@ class Library:
             models_profile=manifest.get("models_profile"),
             fusion_version=str(manifest.get("fusion_version", "default")),
             index=index,
+            index_error=index_error,
         )
 
     def failures(self) -> list[Failure]:

@@ -153,3 +153,18 @@ def test_one_library_serves_many_threads(library: Library) -> None:
         counts = list(pool.map(work, range(24)))
     assert min(counts) >= 1
     assert sorted(library.profile(f"t{u}").n_events for u in range(3)) == [8, 8, 8]
+
+
+def test_served_items_and_exploration_reach_the_recommender(library: Library) -> None:
+    from mmrec.events.store import EventStore
+
+    if not hasattr(EventStore, "record_served"):
+        pytest.skip("served items and exploration arrive with the recommender of branch reco-loop")
+    library.add_events([{"user_id": "sam", "item_id": "images/dog.png", "event": "like"}])
+    first = library.recommend("sam", k=3, record_served=True)
+    served = library.events.served("sam")  # type: ignore[attr-defined]
+    assert set(served) == {r.item_id for r in first.results}
+    assert not library.events.served("ann")  # type: ignore[attr-defined]
+    explored = library.recommend("sam", k=4, explore=0.5)
+    assert explored.explore == 0.5
+    assert any(reason.kind == "explore" for r in explored.results for reason in r.reasons)
