@@ -35,7 +35,7 @@ DEFAULT_EF_CONSTRUCTION = 128
 EXACT_FILTER_LIMIT = 4096  # filtered HNSW searches over at most this many ids are scored exactly
 # Below this many multiply-adds one thread answers sooner than an OpenMP team: starting the team costs
 # more than the search. On the loaded 2-core machine, similar-by-id over 9 items took 20 ms p50 with
-# 2 threads and 0.6 ms with 1 (scripts/bench_serve.py measures the server path).
+# 2 threads and 0.6 ms with 1.
 SMALL_SEARCH_WORK = 1 << 25
 
 
