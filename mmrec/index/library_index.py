@@ -7,6 +7,7 @@ commit and the index save is repaired on the next open without a rebuild.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mmrec.errors import IndexUnavailableError
+from mmrec.index.atomic import resolve
 from mmrec.index.choice import DEFAULT_EXACT_THRESHOLD
 from mmrec.index.vector_index import VectorIndex, VectorIndexError
 
@@ -61,14 +64,15 @@ class LibraryIndex:
         use_gpu: bool | None = None,
         exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
     ) -> LibraryIndex:
-        """Load ``index/`` and catch up with the store, or build it when missing, unreadable or of another factory."""
+        """For writers: load ``index/`` and catch up with the store (saving), or build it when missing,
+        unreadable or of another factory. Readers use :meth:`load`."""
         folder = Path(store.path) / INDEX_FOLDER
         index: VectorIndex | None = None
-        if folder.exists() or folder.with_name(folder.name + ".previous").exists():
+        if resolve(folder) is not None:
             try:
                 index = VectorIndex.load(folder, use_gpu=use_gpu)
             except VectorIndexError:
-                index = None  # unreadable: rebuilt below from the store, which is the source of truth
+                index = None  # unreadable: this writer rebuilds it from the store, the source of truth
         if index is not None:
             factory = factory or index.meta.get("factory_override")
             if factory and index.factory != factory:
@@ -79,6 +83,30 @@ class LibraryIndex:
         else:
             out.sync()
         return out
+
+    @classmethod
+    def load(cls, store: FusedSource, use_gpu: bool | None = None) -> LibraryIndex:
+        """Open the index to read: load the saved folder and catch up with the store in memory.
+
+        Readers never write: no rebuild, no save, no repair of the folder. A missing or unreadable
+        index of a library that has items is an :class:`IndexUnavailableError` naming ``mmrec reindex``.
+        """
+        folder = Path(store.path) / INDEX_FOLDER
+        try:
+            index: VectorIndex | None = VectorIndex.load(folder, use_gpu=use_gpu)
+        except VectorIndexError as exc:
+            if next(iter(store.iter_fused(1)), None) is not None:
+                raise IndexUnavailableError(str(store.path), f"the index cannot be read ({exc})") from exc
+            index = None  # nothing encoded yet: an empty index, filled as items arrive
+        factory = index.meta.get("factory_override") if index is not None else None
+        out = cls(store, index, factory, use_gpu)
+        out.catch_up()
+        return out
+
+    def catch_up(self) -> dict[str, int]:
+        """Apply the store's changes since :attr:`seq` in memory only (what a long-lived reader does)."""
+        with self._write:
+            return self._apply_changes(save=False)
 
     @property
     def seq(self) -> int:
@@ -91,31 +119,35 @@ class LibraryIndex:
     def sync(self) -> dict[str, int]:
         """Apply the store's changes since :attr:`seq` (upserts, then removals) and save if anything changed."""
         with self._write:
-            upserted, removed, seq = self.store.changes_since(self._seq)
-            if self.index is None:
-                if not len(upserted):
-                    self._seq = seq
-                    return {"upserted": 0, "removed": 0, "seq": seq}
-                return self._rebuild(self.factory)
-            if seq == self._seq and not len(upserted) and not len(removed):
+            return self._apply_changes(save=True)
+
+    def _apply_changes(self, save: bool) -> dict[str, int]:
+        upserted, removed, seq = self.store.changes_since(self._seq)
+        if self.index is None:
+            if not len(upserted):
+                self._seq = seq
                 return {"upserted": 0, "removed": 0, "seq": seq}
-            n_removed = self.index.remove(removed) if len(removed) else 0
-            for start in range(0, len(upserted), _CHUNK):
-                keys = upserted[start : start + _CHUNK]
-                vecs = self.store.fused(keys)
-                if vecs.shape[1] != self.index.dim:  # the library was re-fused with another dimension
-                    return self._rebuild(self.factory)
-                self.index.upsert(keys, vecs)
-            self._seq = seq
+            return self._rebuild(self.factory, save=save)
+        if seq == self._seq and not len(upserted) and not len(removed):
+            return {"upserted": 0, "removed": 0, "seq": seq}
+        n_removed = self.index.remove(removed) if len(removed) else 0
+        for start in range(0, len(upserted), _CHUNK):
+            keys = upserted[start : start + _CHUNK]
+            vecs = self.store.fused(keys)
+            if vecs.shape[1] != self.index.dim:  # the library was re-fused with another dimension
+                return self._rebuild(self.factory, save=save)
+            self.index.upsert(keys, vecs)
+        self._seq = seq
+        if save:
             self._save()
-            return {"upserted": len(upserted), "removed": n_removed, "seq": seq}
+        return {"upserted": len(upserted), "removed": n_removed, "seq": seq}
 
     def rebuild(self, factory: str | None = None) -> dict[str, int]:
         """Build a fresh index from every fused vector in the store (what ``mmrec reindex`` runs)."""
         with self._write:
             return self._rebuild(factory or self.factory)
 
-    def _rebuild(self, factory: str | None) -> dict[str, int]:
+    def _rebuild(self, factory: str | None, save: bool = True) -> dict[str, int]:
         everything, _, seq = self.store.changes_since(0)  # the current seq, and a size estimate
         index: VectorIndex | None = None
         for keys, vecs in self.store.iter_fused(_CHUNK):
@@ -133,7 +165,8 @@ class LibraryIndex:
         self._seq = seq
         if index is None:  # empty library: nothing to save until the first item arrives
             return {"upserted": 0, "removed": 0, "seq": seq}
-        self._save()
+        if save:
+            self._save()
         # items committed while we were building carry a newer seq: apply them now
         upserted, removed, new_seq = self.store.changes_since(seq)
         if len(upserted) or len(removed):
@@ -141,7 +174,8 @@ class LibraryIndex:
             if len(upserted):
                 index.upsert(upserted, self.store.fused(upserted))
             self._seq = new_seq
-            self._save()
+            if save:
+                self._save()
         return {"upserted": len(index), "removed": 0, "seq": self._seq}
 
     def save(self) -> None:
@@ -157,7 +191,9 @@ class LibraryIndex:
             self.index.meta["factory_override"] = self.factory
         else:
             self.index.meta.pop("factory_override", None)
-        self.index.save(self.folder)
+        writing = getattr(self.store, "writing", None)
+        with writing() if callable(writing) else contextlib.nullcontext():
+            self.index.save(self.folder)
 
     def search(
         self, query_vecs: np.ndarray, k: int, allowed_keys: np.ndarray | Sequence[int] | None = None
