@@ -91,7 +91,7 @@ class ServedStat:
     """
 
     times_served: int
-    last_served: float
+    last_served: float  # unix time
     times_skipped: int
     times_engaged: int
 
@@ -294,8 +294,15 @@ class EventStore:
                 [(user_id, str(i), float(ts)) for i in item_ids],
             )
 
-    def served(self, user_id: str, since: float | None = None) -> dict[str, ServedStat]:
-        """Per item served to ``user_id`` (at or after ``since``): counts of servings, skips, engagements."""
+    def served(
+        self, user_id: str, since: float | None = None, as_of: float | None = None, settle_s: float = 0.0
+    ) -> dict[str, ServedStat]:
+        """Per item served to ``user_id`` (at or after ``since``): counts of servings, skips, engagements.
+
+        An unanswered serving counts as ignored once the user moved on: a later list was served, or
+        (with ``as_of``, the time of a new request) the user is asking again. Either must come more
+        than ``settle_s`` after the serving, so a reload right away does not skip the whole list.
+        """
         lo = float("-inf") if since is None else float(since)
         with self._lock:
             try:
@@ -311,7 +318,7 @@ class EventStore:
                 " (SELECT item_id FROM served WHERE user_id=? AND ts>=?) ORDER BY timestamp",
                 (user_id, rows[0][1], user_id, lo),
             ).fetchall()
-        lists = sorted({float(ts) for _, ts in rows})
+        moved_on = max(max(float(ts) for _, ts in rows), float("-inf") if as_of is None else float(as_of))
         by_item: dict[str, list[float]] = {}
         for item, ts in rows:
             by_item.setdefault(str(item), []).append(float(ts))
@@ -328,7 +335,7 @@ class EventStore:
                     skipped += 1
                 elif window:
                     engaged += 1
-                elif lists[-1] > ts:  # a later list was asked for and this item was passed over
+                elif moved_on - ts > settle_s:  # a later list was asked for and this item was passed over
                     skipped += 1
             out[item] = ServedStat(len(times), times[-1], skipped, engaged)
         return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,6 +35,9 @@ class ExploreConfig:
     sample_items: int = 5000  # k-means runs on at most this many items; the rest are assigned on demand
     prior_strength: float = 4.0  # pseudo-observations the profile's evidence is worth per cluster
     candidates_per_cluster: int = 50
+    # True: a slot only goes to a cluster the rest of the list does not show (diversify first);
+    # False: the drawn cluster's best item not listed yet, whichever cluster it is.
+    new_clusters_only: bool = True
 
 
 class ClusterSource(Protocol):
@@ -65,6 +68,7 @@ class ItemClusters:
         else:
             self.centroids = np.zeros((0, unit.shape[1]), np.float32)
         members = self.assign(vecs) if len(keys) else np.zeros(0, np.int64)
+        self._by_key = {int(key): int(c) for key, c in zip(keys, members, strict=True)}
         # Search directions in the index's own (uncentred) space: the mean of each cluster's members.
         self.queries = (
             np.stack(
@@ -88,6 +92,15 @@ class ItemClusters:
         if len(self.centroids) == 0 or len(vecs) == 0:
             return np.zeros(len(vecs), np.int64)
         return np.argmax(_unit(np.asarray(vecs, np.float32) - self.center) @ self.centroids.T, axis=1)
+
+    def of(self, keys: Sequence[int], vectors: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+        """Cluster of each item key: remembered for the clustered sample; for other keys ``vectors(keys)``
+        gives their fused vectors to assign."""
+        out = np.array([self._by_key.get(int(key), -1) for key in keys], dtype=np.int64)
+        missing = np.flatnonzero(out < 0)
+        if len(missing):
+            out[missing] = self.assign(np.asarray(vectors([int(keys[i]) for i in missing]), np.float32))
+        return out
 
     def _labels(
         self, store: ClusterSource, keys: np.ndarray, members: np.ndarray, unit: np.ndarray

@@ -94,6 +94,7 @@ class ServedConfig:
     skip_limit: int = 2  # skipped this many times: not served again for ``cooldown_s``
     cooldown_s: float = 7 * 86400.0
     horizon_s: float = 90 * 86400.0  # servings older than this are forgotten
+    settle_s: float = 60.0  # asking again within this long (a reload) does not skip the previous list
 
 
 @dataclass(frozen=True)
@@ -388,7 +389,7 @@ class Recommender:
     def _served(self, user_id: str, now: float) -> tuple[dict[int, int], dict[int, int], set[int]]:
         """(skipped servings per key, engaged servings per key, keys resting after too many skips)."""
         cfg = self.served_config
-        stats = self.events.served(user_id, since=now - cfg.horizon_s)
+        stats = self.events.served(user_id, since=now - cfg.horizon_s, as_of=now, settle_s=cfg.settle_s)
         skips: dict[int, int] = {}
         engaged: dict[int, int] = {}
         blocked: set[int] = set()
@@ -445,7 +446,8 @@ class Recommender:
         )
         return _Scored(list(keys), vecs, content_score, best_q, cf_arr, pop_arr, total.astype(np.float32))
 
-    def _clusters_ready(self) -> ItemClusters | None:
+    def item_clusters(self) -> ItemClusters | None:
+        """The catalogue clusters exploration draws from (built on first use), None for an empty library."""
         with self._lock:
             if self._clusters is None:
                 self._clusters = ItemClusters(self.store, self.explore_config)  # type: ignore[arg-type]
@@ -466,16 +468,16 @@ class Recommender:
         fallback_pop: dict[int, float],
     ) -> list[tuple[_Scored, int, Reason | None]]:
         """Fill ``n_slots`` by Thompson sampling over item clusters (see :mod:`mmrec.recommend.explore`)."""
-        clusters = self._clusters_ready()
+        clusters = self.item_clusters()
         if clusters is None:
             return []
         cf_vec, pop_vec, skips, engaged = signals
         liked = [(key, i.weight / max(len(i.items), 1)) for i in prof.interests for key in i.items]
-        liked_c = clusters.assign(self.store.fused([k for k, _ in liked])) if liked else np.zeros(0, int)
+        liked_c = clusters.of([k for k, _ in liked], self.store.fused)
         outcome_keys = [k for k, n in engaged.items() for _ in range(n)] + [
             k for k, n in skips.items() for _ in range(n)
         ]
-        outcome_c = clusters.assign(self.store.fused(outcome_keys)) if outcome_keys else np.zeros(0, int)
+        outcome_c = clusters.of(outcome_keys, self.store.fused)
         n_engaged = sum(engaged.values())
         post = posterior(
             len(clusters),
@@ -486,8 +488,8 @@ class Recommender:
             self.explore_config.prior_strength,
         )
         rng = request_rng(self.explore_config.seed, user_id, now)
-        cand_c = clusters.assign(scored.vecs)
-        used = {int(cand_c[i]) for i in listed}
+        cand_c = clusters.of(scored.keys, self.store.fused)
+        used = {int(cand_c[i]) for i in listed} if self.explore_config.new_clusters_only else set()
         taken = {scored.keys[i] for i in listed}
         picks: list[tuple[_Scored, int, Reason | None]] = []
         for _ in range(n_slots):
@@ -506,7 +508,7 @@ class Recommender:
                 if not pool:
                     continue
                 extra = self._score(pool, prof, queries, qweights, cf_vec, pop_vec, skips, fallback_pop)
-                inside = np.flatnonzero(clusters.assign(extra.vecs) == c)
+                inside = np.flatnonzero(clusters.of(extra.keys, self.store.fused) == c)
                 if not len(inside):
                     continue
                 best = int(inside[np.argmax(extra.total[inside])])
