@@ -1,30 +1,67 @@
-"""``mmrec.Library``: the public Python API over one library folder.
+"""``mmrec.Library``: the one typed entry point over a library folder.
 
-The CLI and the future HTTP server are thin layers over this class. It is safe to share between
-threads: heavy parts (models, fusion, index) load once on first use under a lock, the store keeps
-one SQLite connection per thread, and the index serialises its own writes.
+The CLI and the HTTP server are thin layers over this class. One instance is shared by every
+server thread: heavy parts (models, fusion, index, recommender) are built once on first use under
+a lock, the store keeps one SQLite connection per thread, and the index serialises its own writes.
+
+A long-lived Library keeps up with other processes: every read first calls :meth:`refresh`, one
+cheap read of the store's sequence (and a ``stat`` of the manifest); when either moved, the
+in-memory index catches up from the store's change log (never saving) and a new fusion checkpoint
+is loaded. Reads never write to the library folder; writers (encode, reindex, train-fusion, events)
+do, under the store's writer lock.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
+import tempfile
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from mmrec.errors import ItemNotFoundError, MmrecError
+from mmrec.errors import InvalidInputError, ItemNotFoundError, MmrecError
+from mmrec.events.reader import ReadResult, parse_rows, read_events
+from mmrec.events.records import CommentRecord, EventRecord
+from mmrec.recommend.recommender import UnknownUserError
+from mmrec.results import (
+    CommentAnalysis,
+    DescribeResult,
+    Failure,
+    IndexInfo,
+    IngestResult,
+    InspectReport,
+    ItemDetail,
+    ItemPage,
+    ItemSummary,
+    LibraryInfo,
+    ProfileSummary,
+    RecommendationList,
+)
 from mmrec.search import SearchFilters, SearchResponse, search_vector
-from mmrec.store import LibraryStore
+from mmrec.store import ItemRecord, LibraryStore
+
+if TYPE_CHECKING:
+    from encoders.comments import CommentAnalyzer
+    from encoders.registry import ModelSet
+    from mmrec.events.store import EventStore
+    from mmrec.fusion import Fusion
+    from mmrec.index.library_index import LibraryIndex
+    from mmrec.profiles.live import LiveProfiles
+    from mmrec.recommend.recommender import Recommender
 
 T = TypeVar("T")
 
 TEXT_BLOCKS = ("text", "tags", "vtags", "speech")
+MAX_PAGE = 1000
 
 
 class Library:
-    """A media library: encode folders into it, then query it by item, file or text."""
+    """A media library: encode folders into it, then query it by item, file or text, and recommend."""
 
     def __init__(
         self,
@@ -37,11 +74,18 @@ class Library:
         self.device = device
         self.store = LibraryStore.open(self.path, create=create)
         self._models_spec = models
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # lazy parts
+        self._events_lock = threading.Lock()  # folding events into profiles
         self._cache: dict[str, Any] = {}
+        self._analyzers: dict[str, CommentAnalyzer] = {}
+        self._manifest_stamp = self._stamp()
+        self._fusion_key: str | None = None
 
     # ----------------------------------------------------------------- lazy parts
     def _once(self, name: str, build: Callable[[], T]) -> T:
+        found = self._cache.get(name)
+        if found is not None:
+            return found
         with self._lock:
             if name not in self._cache:
                 self._cache[name] = build()
@@ -53,8 +97,10 @@ class Library:
         return self._models_spec or str(self.store.manifest().get("models_profile") or "bundled")
 
     @property
-    def models(self) -> Any:
-        def build() -> Any:
+    def models(self) -> ModelSet:
+        """The encoders (each loads its weights on first use, not here)."""
+
+        def build() -> ModelSet:
             from encoders.registry import load_models
 
             return load_models(self.models_profile, device=self.device)
@@ -62,29 +108,111 @@ class Library:
         return self._once("models", build)
 
     @property
-    def fusion(self) -> Any:
-        def build() -> Any:
-            from pipelines.fusion_select import library_fusion
+    def fusion(self) -> Fusion:
+        """The library's fusion; built from the manifest alone, so it never loads an encoder."""
 
-            return library_fusion(self.store, self.models, self.device)
+        def build() -> Fusion:
+            from pipelines.fusion_select import fusion_version, library_fusion
+
+            self._fusion_key = fusion_version(self.store.manifest())
+            return library_fusion(self.store, lambda: self.models, self.device)
 
         return self._once("fusion", build)
 
     @property
-    def index(self) -> Any:
-        def build() -> Any:
+    def index(self) -> LibraryIndex:
+        """The FAISS index, loaded to read (never rebuilt or saved by this reader)."""
+
+        def build() -> LibraryIndex:
             from mmrec.index.library_index import LibraryIndex
 
-            index = LibraryIndex.open(self.store)
-            index.sync()
-            return index
+            return LibraryIndex.load(self.store)
 
         return self._once("index", build)
+
+    @property
+    def events(self) -> EventStore:
+        def build() -> EventStore:
+            from mmrec.events.store import EventStore
+
+            return EventStore.open(self.path, create=False)
+
+        return self._once("events", build)
+
+    @property
+    def live_profiles(self) -> LiveProfiles:
+        def build() -> LiveProfiles:
+            from mmrec.profiles.live import LiveProfiles
+
+            return LiveProfiles(self.events, self.store)
+
+        return self._once("live", build)
+
+    @property
+    def recommender(self) -> Recommender:
+        """The live recommender; its collaborative hybrid is fitted once, on first use."""
+
+        def build() -> Recommender:
+            from mmrec.recommend.live_hybrid import fit_live_hybrid
+            from mmrec.recommend.recommender import Recommender
+
+            fitted = fit_live_hybrid(self.events, self.store)
+            hybrid, interactions = fitted if fitted is not None else (None, None)
+            return Recommender(
+                self.store, _IndexView(self), self.events, hybrid=hybrid, interactions=interactions
+            )
+
+        return self._once("recommender", build)
 
     def _forget(self, *names: str) -> None:
         with self._lock:
             for name in names:
                 self._cache.pop(name, None)
+
+    def _has_events(self) -> bool:
+        from mmrec.events.store import FILENAME
+
+        return "events" in self._cache or (self.path / FILENAME).exists()
+
+    # ----------------------------------------------------------------- keeping up
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.store.path / "manifest.json")
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def refresh(self) -> bool:
+        """Catch up with what other processes committed; True when anything was reloaded.
+
+        Cheap when nothing moved (a ``stat`` and one SQLite read). Saves nothing.
+        """
+        changed = False
+        stamp = self._stamp()
+        if stamp != self._manifest_stamp:
+            self._manifest_stamp = stamp
+            if "fusion" in self._cache:
+                from pipelines.fusion_select import fusion_version
+
+                if fusion_version(self.store.manifest()) != self._fusion_key:
+                    self._forget("fusion")
+                    changed = True
+        index = self._cache.get("index")
+        if index is not None and self.store.seq() != index.seq:
+            index.catch_up()
+            changed = True
+        return changed
+
+    def warm_up(self) -> None:
+        """Load everything a query may need now (server start): models, fusion, index, recommender."""
+        self.refresh()
+        models = self.models
+        models.text.encode_text(["warm up"], role="query")
+        for role in ("frames", "audio"):
+            getattr(models, role)
+        _ = self.fusion, self.index
+        if self._has_events():
+            _ = self.recommender, self.live_profiles
 
     # ----------------------------------------------------------------- writing
     def encode(self, media_dir: str | Path, **options: Any) -> Any:
@@ -93,10 +221,10 @@ class Library:
 
         summary = run_encode(media_dir, self.path, models=self.models, device=self.device, **options)
         self.store.update_manifest(models_profile=self.models_profile)
-        self._forget("index")
+        self.refresh()
         return summary
 
-    def reindex(self, factory: str | None = None) -> dict[str, Any]:
+    def reindex(self, factory: str | None = None) -> IndexInfo:
         """Rebuild the FAISS index from stored fused vectors (optionally as a given factory string)."""
         from mmrec.index.library_index import LibraryIndex
 
@@ -105,7 +233,7 @@ class Library:
             index.rebuild(factory=factory)
             index.save()
             self._cache["index"] = index
-            return index.describe()
+            return IndexInfo.from_describe(index.describe())
 
     def train_fusion(
         self,
@@ -150,31 +278,129 @@ class Library:
             index = LibraryIndex.open(self.store)
             index.rebuild()
             index.save()
-            self._forget("fusion", "index")
+            self._forget("fusion")
+            self._cache["index"] = index
             report["refused_items"] = refused
             return report
 
-    # ----------------------------------------------------------------- reading
-    def info(self) -> dict[str, Any]:
+    # ----------------------------------------------------------------- library facts
+    def info(self) -> LibraryInfo:
         """Counts, failures, models, fusion and index: what ``mmrec info`` prints."""
+        from mmrec.index.library_index import INDEX_FOLDER
+
+        self.refresh()
         stats = self.store.stats()
-        manifest = self.store.manifest()
-        info: dict[str, Any] = {"library": str(self.path), **stats}
-        info["models_profile"] = manifest.get("models_profile")
-        info["fusion_version"] = manifest.get("fusion_version", "default")
-        index_dir = self.path / "index"
-        info["index"] = self.index.describe() if index_dir.exists() else None
-        return info
+        manifest = stats["manifest"]
+        index = None
+        if (self.path / INDEX_FOLDER).exists() and (stats["items"] or "index" in self._cache):
+            index = IndexInfo.from_describe(self.index.describe())
+        return LibraryInfo(
+            library=str(self.path),
+            items=int(stats["items"]),
+            by_kind=dict(stats["by_kind"]),
+            by_status=dict(stats["by_status"]),
+            failures=int(stats["failures"]),
+            modalities=dict(stats["modalities"]),
+            files=dict(stats["files"]),
+            bytes_on_disk=int(stats["bytes_on_disk"]),
+            seq=int(stats["seq"]),
+            schema_version=int(stats["schema_version"]),
+            manifest=manifest,
+            models_profile=manifest.get("models_profile"),
+            fusion_version=str(manifest.get("fusion_version", "default")),
+            index=index,
+        )
 
-    def failures(self) -> list[dict[str, Any]]:
-        return [{"path": p, "reason": r, "time": t} for p, r, t in self.store.failures()]
+    def failures(self) -> list[Failure]:
+        return [Failure(path=p, reason=r, time=t) for p, r, t in self.store.failures()]
 
+    # ----------------------------------------------------------------- items
+    def items(self, offset: int = 0, limit: int = 50, filters: SearchFilters | None = None) -> ItemPage:
+        """A page of ok items in catalog order; ``total`` counts all that pass ``filters``."""
+        if offset < 0:
+            raise InvalidInputError("items", "offset", f"must be >= 0, got {offset}")
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInputError("items", "limit", f"must be within 1..{MAX_PAGE}, got {limit}")
+        self.refresh()
+        filters = filters or SearchFilters()
+        if filters.min_duration is None and filters.tag is None:
+            total = self.store.count_items(kind=filters.kind)
+            records = self.store.item_page(offset, limit, kind=filters.kind)
+        else:
+            matching = [r for r in self.store.items(kind=filters.kind) if filters.matches(r)]
+            total, records = len(matching), matching[offset : offset + limit]
+        thumbs = self._thumbnail_keys([int(r.key) for r in records if r.key is not None])
+        items = [ItemSummary.from_record(r, r.key in thumbs) for r in records]
+        return ItemPage(items=items, total=total, offset=offset, limit=limit)
+
+    def item(self, item_id: str) -> ItemDetail:
+        """Everything shown on an item's page; ItemNotFoundError for an unknown id."""
+        self.refresh()
+        record = self._record(item_id)
+        meta = record.metadata or {}
+        probe = meta.get("probe") or {}
+        attention = self.store.attention([record.key])[0] if record.key is not None else {}
+        thumbs = self._thumbnail_keys([int(record.key)]) if record.key is not None else set()
+        base = ItemSummary.from_record(record, record.key in thumbs)
+        return ItemDetail(
+            item_id=base.item_id,
+            title=base.title,
+            kind=base.kind,
+            duration_s=base.duration_s,
+            path_name=base.path_name,
+            has_thumbnail=base.has_thumbnail,
+            description=record.description,
+            tags=list(record.tags),
+            width=_int_or_none(probe.get("width")),
+            height=_int_or_none(probe.get("height")),
+            status=record.status,
+            modalities=sorted(attention),
+            attention={m: float(w) for m, w in attention.items()},
+            visual_tags=[(str(lbl), float(s)) for lbl, s in meta.get("visual_tags") or []],
+            transcript=meta.get("transcript"),
+            language=meta.get("language"),
+        )
+
+    def media_path(self, item_id: str) -> Path:
+        """The stored absolute path of an ok file item; ItemNotFoundError when unknown, not a file, or gone.
+
+        The id is looked up in the catalog and never joined to a folder, so a client cannot reach
+        any other file.
+        """
+        self.refresh()
+        record = self._record(item_id)
+        if record.status != "ok" or not record.path:
+            raise ItemNotFoundError(item_id)
+        path = Path(record.path)
+        if not path.is_file():
+            raise ItemNotFoundError(item_id)
+        return path
+
+    def _record(self, item_id: str) -> ItemRecord:
+        record = self.store.get(str(item_id))
+        if record is None:
+            raise ItemNotFoundError(str(item_id))
+        return record
+
+    def _thumbnail_keys(self, keys: Sequence[int]) -> set[int]:
+        """Keys among ``keys`` that have a stored thumbnail (none before thumbnails exist in the store)."""
+        many = getattr(self.store, "has_thumbnails", None)
+        if callable(many):
+            return {int(k) for k in many(keys)}
+        one = getattr(self.store, "thumbnail", None)
+        if not callable(one):
+            return set()
+        return {int(k) for k in keys if one(int(k)) is not None}
+
+    # ----------------------------------------------------------------- search
     def search(self, text: str, k: int = 10, filters: SearchFilters | None = None) -> SearchResponse:
         """Text -> items: the query reaches titles, descriptions, tags, transcripts and visual tags,
         and the frame/audio spaces too when the models have text towers (CLIP/SigLIP, CLAP)."""
         text = text.strip()
         if not text:
-            raise MmrecError("search: the query text is empty")
+            raise InvalidInputError("search", "q", "the query text is empty")
+        _check_k(k)
+        self.refresh()
         query = self.text_query_vector(text)
         hits = search_vector(self.store, self.index, self.fusion, query, k, filters)
         return SearchResponse(query={"text": text}, results=hits)
@@ -194,7 +420,7 @@ class Library:
             blocks["audio"] = models.audio_text.encode_text([text], role="query")[0]
         return blocks
 
-    def text_query_vector(self, text: str, fusion: Any | None = None) -> np.ndarray:
+    def text_query_vector(self, text: str, fusion: Fusion | None = None) -> np.ndarray:
         """A text query as one unit vector in the fused space of ``fusion`` (default: the library's).
 
         Text blocks match the query as the text model embeds it (E5 is cross-lingual by itself and
@@ -212,7 +438,9 @@ class Library:
 
     def similar(self, query: str | Path, k: int = 10, filters: SearchFilters | None = None) -> SearchResponse:
         """Item -> items. ``query`` is an item id, the path of a library file, or any media file
-        (encoded on the fly with the library's models and fusion)."""
+        (encoded on the fly with the library's models and fusion). By id no encoder is loaded."""
+        _check_k(k)
+        self.refresh()
         record = self.store.get(str(query))
         if record is None:
             path = Path(query).expanduser()
@@ -228,6 +456,28 @@ class Library:
         hits = search_vector(self.store, self.index, self.fusion, vec, k, filters, exclude_keys=[record.key])
         return SearchResponse(query={"item_id": record.item_id, "path": record.path}, results=hits)
 
+    def similar_to_upload(
+        self, data: bytes, filename: str, k: int = 10, filters: SearchFilters | None = None
+    ) -> SearchResponse:
+        """Items similar to uploaded media bytes. Only the name's suffix is used (to pick a decoder);
+        the bytes go to a private temporary file that is removed afterwards."""
+        if not data:
+            raise InvalidInputError("upload", "file", "the uploaded file is empty")
+        _check_k(k)
+        suffix = Path(filename or "").suffix.lower()
+        if not suffix or len(suffix) > 10 or not suffix[1:].isalnum():
+            raise InvalidInputError(
+                "upload", "filename", f"needs a media suffix such as .mp4 or .png, got {filename!r}"
+            )
+        self.refresh()
+        with tempfile.TemporaryDirectory(prefix="mmrec-upload-") as tmp:
+            path = Path(tmp) / f"upload{suffix}"
+            path.write_bytes(data)
+            response = self._similar_to_file(path, k, filters)
+        response.query.pop("path", None)  # the temporary file is gone and private
+        response.query["filename"] = Path(filename).name
+        return response
+
     def _similar_to_file(self, path: Path, k: int, filters: SearchFilters | None) -> SearchResponse:
         from pipelines.query import encode_file_for_query
 
@@ -236,7 +486,138 @@ class Library:
         query = {"path": str(path), "encoded_on_the_fly": True, "kind": metadata.get("kind")}
         return SearchResponse(query=query, results=hits)
 
+    def inspect(self, path: str | Path, frame_count: int = 16) -> InspectReport:
+        """What this library's models understand of one media file (``mmrec inspect``)."""
+        return inspect_file(Path(path), self.models, frame_count=frame_count)
+
+    # ----------------------------------------------------------------- users
+    def profile(self, user_id: str) -> ProfileSummary:
+        """A user's interests, negatives, keywords and modality preferences; UnknownUserError if none."""
+        self.refresh()
+        if not self._has_events():
+            raise UnknownUserError(user_id)
+        return ProfileSummary.from_summary(self._profiles_reco().profile(user_id).to_summary())
+
+    def _profiles_reco(self) -> Recommender:
+        """The recommender if built, else a light one: a profile needs no collaborative fit."""
+        found = self._cache.get("recommender")
+        if found is not None:
+            return found
+        from mmrec.recommend.recommender import Recommender
+
+        return self._once("profiles_reco", lambda: Recommender(self.store, _IndexView(self), self.events))
+
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        diversity: float = 0.0,
+        explore: float | None = None,
+        record_served: bool = False,
+    ) -> RecommendationList:
+        """Recommendations with reasons. ``explore`` and ``record_served`` reach the recommender when it
+        supports them (exploration and served-item write-back)."""
+        self.refresh()
+        if not self._has_events():
+            raise UnknownUserError(user_id)
+        reco = self.recommender
+        extra: dict[str, Any] = {}
+        accepted = _parameters(reco.recommend)
+        if explore is not None and "explore" in accepted:
+            extra["explore"] = explore
+        if record_served and "record_served" in accepted:
+            extra["record_served"] = True
+        results = reco.recommend(user_id, k=k, diversity=diversity, **extra)
+        return RecommendationList(user_id=user_id, k=k, diversity=diversity, explore=explore, results=results)
+
+    def describe_user(self, user_id: str, text: str) -> DescribeResult:
+        """Store a user's free-text self-description (cold start, and a standing interest)."""
+        from mmrec.profiles import ProfileStore, set_description
+
+        user_id = _user(user_id, "describe-user")
+        text = text.strip()
+        if not text:
+            raise InvalidInputError("describe-user", "text", "the self-description is empty")
+        self.refresh()
+        vector = self.text_query_vector(text)
+        with self._events_lock:
+            store = ProfileStore(self._writable_events())
+            store.put(set_description(store.get_or_new(user_id), text, vector))
+        return DescribeResult(user_id=user_id, description=text, dim=int(vector.shape[0]))
+
+    def add_events(self, rows: Sequence[Mapping[str, object]]) -> IngestResult:
+        """Validate rows like ``mmrec ingest`` (a missing timestamp means now), store the good ones and
+        fold each new one into its user's profile at once."""
+        parsed = parse_rows(_rows(rows, "events"), "events", default_timestamp=time.time())
+        return self._store(parsed, "bundled")
+
+    def add_comments(self, rows: Sequence[Mapping[str, object]], analyzer: str = "bundled") -> IngestResult:
+        """Validate, analyse (new ones only) and store comments; their users' profiles are rebuilt."""
+        parsed = parse_rows(_rows(rows, "comments"), "comments", default_timestamp=time.time())
+        return self._store(parsed, analyzer)
+
+    def ingest(self, file: str | Path, analyzer: str = "bundled") -> IngestResult:
+        """Ingest an events or comments file (CSV, JSONL, Parquet): what ``mmrec ingest`` runs."""
+        return self._store(read_events(file), analyzer, source=str(file))
+
+    def analyze(self, texts: Sequence[str], analyzer: str = "bundled") -> list[CommentAnalysis]:
+        """Language, sentiment and keywords of each text."""
+        return _analyses(self._analyzer(analyzer), texts)
+
+    def _analyzer(self, name: str) -> CommentAnalyzer:
+        with self._lock:
+            if name not in self._analyzers:
+                from encoders.comments import load_analyzer
+
+                self._analyzers[name] = load_analyzer(name, device=self.device)
+            return self._analyzers[name]
+
+    def _writable_events(self) -> EventStore:
+        """The event store, created on the first write (reads never create it)."""
+
+        def build() -> EventStore:
+            from mmrec.events.store import EventStore
+
+            return EventStore.open(self.path)
+
+        return self._once("events", build)
+
+    def _store(self, parsed: ReadResult, analyzer: str, source: str = "comments") -> IngestResult:
+        from mmrec.profiles import refresh_profiles
+
+        events = self._writable_events()
+        with self._events_lock:
+            if parsed.kind == "comments":
+                fresh: list[CommentRecord] = events.new_comments(parsed.comments)
+                analyses = self._analyzer(analyzer).analyze([c.text for c in fresh]) if fresh else []
+                name = self._analyzer(analyzer).name if fresh else ""
+                added: Sequence[EventRecord | CommentRecord] = events.add_comments(fresh, analyses, name)
+                total = len(parsed.comments)
+                users = sorted({r.user_id for r in added})
+                updated = len(refresh_profiles(users, events, self.store)) if users else 0
+            else:
+                new_events = events.add_events(parsed.events)
+                added, total = new_events, len(parsed.events)
+                users = sorted({r.user_id for r in new_events})
+                updated = len(self.live_profiles.fold(new_events)) if new_events else 0
+                reco = self._cache.get("recommender")
+                observe = getattr(reco, "observe", None)
+                if new_events and callable(observe):
+                    observe(new_events)
+        return IngestResult(
+            kind=parsed.kind,
+            added=len(added),
+            duplicates=total - len(added),
+            errors=list(parsed.errors),
+            users=users,
+            profiles_updated=updated,
+        )
+
+    # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
+        events = self._cache.pop("events", None)
+        if events is not None:
+            events.close()
         self.store.close()
 
     def __enter__(self) -> Library:
@@ -244,3 +625,121 @@ class Library:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _IndexView:
+    """The recommender's index: always the Library's current one, caught up on each search."""
+
+    def __init__(self, library: Library) -> None:
+        self.library = library
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed_keys: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self.library.index.search(queries, k, allowed_keys)
+
+
+def inspect_file(
+    path: Path, models: ModelSet | str = "bundled", device: str = "auto", frame_count: int = 16,
+    timeout_s: float = 300.0,
+) -> InspectReport:  # fmt: skip
+    """Decode and encode one file with the batch encoder's stages (a batch of one) and report it all."""
+    from encoders.media import run_guarded
+    from encoders.registry import load_models
+    from pipelines.decode import DecodeTask, decode_task, spec_for_model_set
+    from pipelines.discover import ItemMeta
+    from pipelines.item_encoder import EncodeInput, encode_batch
+
+    model_set = load_models(models, device=device) if isinstance(models, str) else models
+    task = DecodeTask(path=str(path.resolve()), spec=spec_for_model_set(model_set, True, frame_count))
+    media = run_guarded(decode_task, task, timeout_s=timeout_s).media
+    (encoded,) = encode_batch([EncodeInput(meta=ItemMeta(), media=media)], model_set)
+    described = model_set.describe()
+    role_of = {
+        "frames": "frames",
+        "audio": "audio",
+        "speech": "text",
+        "text": "text",
+        "tags": "text",
+        "vtags": "text",
+    }
+    vectors: dict[str, dict[str, Any]] = {}
+    for modality, arr in encoded.vectors.items():
+        info = described.get(role_of.get(modality, modality), {})
+        vectors[modality] = {
+            "rows": int(arr.shape[0]),
+            "dim": int(arr.shape[1]),
+            "model": info.get("model"),
+            "norm": round(float(np.linalg.norm(arr[0])), 4),
+        }
+    frames = media.frames
+    meta = encoded.metadata
+    return InspectReport(
+        path=str(path),
+        probe=media.info.to_dict(),
+        frames=None
+        if frames is None
+        else {
+            "reader": frames.reader,
+            "count": len(frames.frames),
+            "times_s": [round(float(t), 3) for t in frames.times_s],
+        },
+        audio={
+            str(rate): {"seconds": round(clip.duration_s, 3), "windows": clip.windows}
+            for rate, clip in media.audio.items()
+        },
+        visual_tags=[(str(lbl), float(s)) for lbl, s in meta.get("visual_tags", [])],
+        has_speech=meta.get("has_speech"),
+        transcript=meta.get("transcript"),
+        language=meta.get("language"),
+        language_probability=meta.get("language_probability"),
+        vectors=vectors,
+        warnings=[str(w) for w in media.warnings],
+    )
+
+
+def analyze_texts(
+    texts: Sequence[str], analyzer: str = "bundled", device: str = "auto"
+) -> list[CommentAnalysis]:
+    """Language, sentiment and keywords of each text, without a library (``mmrec analyze``)."""
+    from encoders.comments import load_analyzer
+
+    return _analyses(load_analyzer(analyzer, device=device), texts)
+
+
+def _analyses(analyzer: CommentAnalyzer, texts: Sequence[str]) -> list[CommentAnalysis]:
+    if isinstance(texts, str):
+        raise InvalidInputError("analyze", "texts", "expected a list of texts, got one string")
+    found = analyzer.analyze(list(texts))
+    return [CommentAnalysis(a.text, a.language, float(a.sentiment), list(a.keywords)) for a in found]
+
+
+def _parameters(func: Callable[..., object]) -> set[str]:
+    try:
+        return set(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PAGE:
+        raise InvalidInputError("query", "k", f"must be an integer within 1..{MAX_PAGE}, got {k!r}")
+
+
+def _user(user_id: str, source: str) -> str:
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise InvalidInputError(source, "user_id", "must be a non-empty string")
+    return user_id.strip()
+
+
+def _rows(rows: Sequence[Mapping[str, object]], source: str) -> Sequence[Mapping[str, object]]:
+    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
+        raise InvalidInputError(source, "rows", "expected a list of objects")
+    return rows
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return None if value is None else int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None

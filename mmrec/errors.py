@@ -56,3 +56,10 @@ class InvalidInputError(MmrecError, ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"{self.source}: field {field!r}: {reason}")
+
+
+class IndexUnavailableError(LibraryError):
+    """A reader found no usable index for a library that holds items; only a writer may rebuild it."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, f"{reason}; rebuild it with `mmrec reindex --library {path}`")

@@ -6,6 +6,7 @@ like the items it is compared with.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,11 @@ TEXT_MODALITIES = ("text", "tags", "vtags", "speech")
 
 def modality_dims(models: Any) -> dict[str, int]:
     """Vector width of each item modality the loaded models can produce."""
-    described = models.describe()
+    return dims_from_described(models.describe())
+
+
+def dims_from_described(described: dict) -> dict[str, int]:
+    """Modality widths from an EncoderInfo-per-role mapping (``ModelSet.describe()`` or the manifest's)."""
     dims: dict[str, int] = {}
     frames = described.get("frames")
     if frames and int(frames.get("dim", 0)) > 0:
@@ -39,11 +44,20 @@ def fusion_version(manifest: dict) -> str | None:
     return str(value) if value else None
 
 
-def library_fusion(store: Any, models: Any, device: str = "auto") -> Fusion:
-    """Load ``LIBRARY/fusion/<version>.pt`` when the manifest names a trained one, else the default."""
-    version = fusion_version(store.manifest())
+def library_fusion(store: Any, models: Any | Callable[[], Any], device: str = "auto") -> Fusion:
+    """Load ``LIBRARY/fusion/<version>.pt`` when the manifest names a trained one, else the default.
+
+    ``models`` may be a callable returning the ModelSet: the default fusion takes its block widths
+    from the models the manifest recorded at encode time, so a reader that never embeds (similar
+    by id, recommendations) builds it without touching the models at all.
+    """
+    manifest = store.manifest()
+    version = fusion_version(manifest)
     if version and version != DEFAULT_VERSION:
         path = Path(store.path) / "fusion" / f"{version}.pt"
         if path.is_file():
             return Fusion.load(path, device=device)
-    return Fusion(modality_dims(models), device=device)
+    dims = dims_from_described(manifest.get("models") or {})
+    if not dims:
+        dims = modality_dims(models() if callable(models) else models)
+    return Fusion(dims, device=device)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -19,61 +18,6 @@ from rich.table import Table
 from mmrec.cli.common import device_option, json_option, models_option, print_json
 
 console = Console()
-
-
-def inspect_file(path: Path, models: Any, frame_count: int = 16, timeout_s: float = 300.0) -> dict[str, Any]:
-    """Decode and encode one file; returns a JSON-ready report."""
-    from encoders.media import run_guarded
-    from pipelines.decode import DecodeTask, decode_task, spec_for_model_set
-    from pipelines.discover import ItemMeta
-    from pipelines.item_encoder import EncodeInput, encode_batch
-
-    task = DecodeTask(path=str(path.resolve()), spec=spec_for_model_set(models, True, frame_count))
-    media = run_guarded(decode_task, task, timeout_s=timeout_s).media
-    (encoded,) = encode_batch([EncodeInput(meta=ItemMeta(), media=media)], models)
-
-    described = models.describe()
-    role_of = {
-        "frames": "frames",
-        "audio": "audio",
-        "speech": "text",
-        "text": "text",
-        "tags": "text",
-        "vtags": "text",
-    }
-    vectors = {}
-    for modality, arr in encoded.vectors.items():
-        info = described.get(role_of.get(modality, modality), {})
-        vectors[modality] = {
-            "rows": int(arr.shape[0]),
-            "dim": int(arr.shape[1]),
-            "model": info.get("model"),
-            "norm": round(float(np.linalg.norm(arr[0])), 4),
-        }
-    frames = media.frames
-    audio = {
-        str(rate): {"seconds": round(clip.duration_s, 3), "windows": clip.windows}
-        for rate, clip in media.audio.items()
-    }
-    return {
-        "path": str(path),
-        "probe": media.info.to_dict(),
-        "frames": None
-        if frames is None
-        else {
-            "reader": frames.reader,
-            "count": len(frames.frames),
-            "times_s": [round(float(t), 3) for t in frames.times_s],
-        },
-        "audio": audio,
-        "visual_tags": encoded.metadata.get("visual_tags", []),
-        "has_speech": encoded.metadata.get("has_speech"),
-        "transcript": encoded.metadata.get("transcript"),
-        "language": encoded.metadata.get("language"),
-        "language_probability": encoded.metadata.get("language_probability"),
-        "vectors": vectors,
-        "warnings": list(media.warnings),
-    }
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -118,7 +62,7 @@ def _print_report(report: dict[str, Any]) -> None:
 @click.option("--frames", "frame_count", type=click.IntRange(1, 256), default=16, show_default=True)
 def inspect(path: Path, models: str, device: str, as_json: bool, frame_count: int) -> None:
     """Show what mmrec understands of one media file."""
-    from encoders.registry import load_models
+    from mmrec.api import inspect_file
 
-    report = inspect_file(path, load_models(models, device=device), frame_count=frame_count)
+    report = inspect_file(path, models, device=device, frame_count=frame_count).to_dict()
     print_json(report) if as_json else _print_report(report)

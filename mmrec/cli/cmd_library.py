@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -12,10 +12,13 @@ from rich.table import Table
 from mmrec.cli.common import device_option, json_option, library_option, print_json
 from mmrec.search import SearchFilters, SearchResponse
 
+if TYPE_CHECKING:
+    from mmrec.api import Library
+
 console = Console()
 
 
-def _open(library: Path, device: str = "auto", models: str | None = None) -> Any:
+def _open(library: Path, device: str = "auto", models: str | None = None) -> Library:
     from mmrec.api import Library
 
     return Library(library, models=models, device=device, create=False)
@@ -59,9 +62,9 @@ def _print_results(response: SearchResponse) -> None:
 def info(library: Path, as_json: bool, failures: bool) -> None:
     """Counts, failures, models, fusion and index of a library."""
     lib = _open(library)
-    data = lib.info()
+    data = lib.info().to_dict()
     if failures:
-        data["failures"] = lib.failures()
+        data["failures"] = [f.to_dict() for f in lib.failures()]
     if as_json:
         print_json(data)
         return
@@ -115,7 +118,7 @@ def similar(
 @click.option("--factory", default=None, help='FAISS factory string, e.g. "HNSW32,Flat"; default: automatic.')
 def reindex(library: Path, as_json: bool, factory: str | None) -> None:
     """Rebuild the FAISS index from the stored fused vectors."""
-    described = _open(library).reindex(factory=factory)
+    described = _open(library).reindex(factory=factory).to_dict()
     if as_json:
         print_json(described)
     else:

@@ -6,26 +6,23 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mmrec.cli.common import device_option, json_option, library_option, print_json
 from mmrec.errors import InvalidInputError, LibraryNotFoundError
 
-
-def _analyzer(profile: str, device: str) -> Any:
-    from encoders.comments import load_analyzer
-
-    return load_analyzer(profile, device=device)
+if TYPE_CHECKING:
+    from mmrec.api import Library
 
 
-def _library(path: Path) -> Any:
+def _library(path: Path, device: str = "auto") -> Library:
     from mmrec.api import Library
 
     if not path.is_dir():
         raise LibraryNotFoundError(str(path))
-    return Library(path, create=False)
+    return Library(path, device=device, create=False)
 
 
 def _console() -> Any:
@@ -53,20 +50,12 @@ def analyzer_option(func: Any) -> Any:
 @device_option
 def ingest_cmd(file: Path, library: Path, as_json: bool, analyzer_profile: str, device: str) -> None:
     """Ingest an events or comments file (CSV, JSONL, Parquet; comments have a ``text`` column)."""
-    from mmrec.events import EventStore, ingest, read_events
-    from mmrec.profiles import refresh_profiles
-
-    kind = read_events(
-        file
-    ).kind  # cheap for the sizes users ingest interactively; tells us if we need a model
-    analyzer = _analyzer(analyzer_profile, device) if kind == "comments" else None
-    report = ingest(library, file, analyzer)
-    refreshed = 0
-    if report.users and (library / "catalog.sqlite").exists():
-        lib = _library(library)
-        with EventStore.open(library) as events:
-            refreshed = len(refresh_profiles(report.users, events, lib.store))
+    lib = _library(library, device)
+    try:
+        report = lib.ingest(file, analyzer=analyzer_profile)
+    finally:
         lib.close()
+    refreshed = report.profiles_updated
     payload = {
         "file": str(file),
         "kind": report.kind,
@@ -125,8 +114,10 @@ def _texts_from(source: str) -> list[str]:
 @device_option
 def analyze_cmd(source: str, as_json: bool, analyzer_profile: str, device: str) -> None:
     """Language, sentiment and keywords of comments: a TEXT, or a .txt (one per line), .csv or .jsonl FILE."""
+    from mmrec.api import analyze_texts
+
     texts = _texts_from(source)
-    results = [a.to_dict() for a in _analyzer(analyzer_profile, device).analyze(texts)]
+    results = [a.to_dict() for a in analyze_texts(texts, analyzer_profile, device)]
     if as_json:
         print_json({"results": results})
         return
@@ -143,35 +134,6 @@ def analyze_cmd(source: str, as_json: bool, analyzer_profile: str, device: str) 
     _console().print(table)
 
 
-def _profile_for(library: Path, user: str, collaborative: bool = False) -> Any:
-    """The library, its event store and a recommender; ``collaborative`` also fits the hybrid
-    scorer on the library's events (EASE + content mapping + popularity)."""
-    from mmrec.events import EventStore
-    from mmrec.recommend.recommender import Recommender
-
-    lib = _library(library)
-    events = EventStore.open(library)
-    hybrid = interactions = None
-    if collaborative:
-        from mmrec.recommend.live_hybrid import fit_live_hybrid
-
-        fitted = fit_live_hybrid(events, lib.store)
-        if fitted is not None:
-            hybrid, interactions = fitted
-    reco = Recommender(lib.store, _LazyIndex(lib), events, hybrid=hybrid, interactions=interactions)
-    return lib, events, reco
-
-
-class _LazyIndex:
-    """Opens the FAISS index only when a search actually runs (``profile`` never needs it)."""
-
-    def __init__(self, lib: Any) -> None:
-        self.lib = lib
-
-    def search(self, queries: Any, k: int, allowed_keys: Any = None) -> Any:
-        return self.lib.index.search(queries, k, allowed_keys)
-
-
 @click.command("profile")
 @click.argument("user")
 @library_option
@@ -179,13 +141,12 @@ class _LazyIndex:
 @click.option("--describe", "describe", default=None, help="Set the user's free-text self-description first.")
 def profile_cmd(user: str, library: Path, as_json: bool, describe: str | None) -> None:
     """A user's interests (weights, keywords), negatives and modality preferences."""
-    if describe is not None:
-        _describe(library, user, describe)
-    lib, events, reco = _profile_for(library, user)
+    lib = _library(library)
     try:
-        summary = reco.profile(user).to_summary()
+        if describe is not None:
+            lib.describe_user(user, describe)
+        summary = lib.profile(user).to_dict()
     finally:
-        events.close()
         lib.close()
     if as_json:
         print_json(summary)
@@ -220,11 +181,10 @@ def profile_cmd(user: str, library: Path, as_json: bool, describe: str | None) -
 )
 def recommend_cmd(user: str, library: Path, as_json: bool, k: int, diversity: float) -> None:
     """Recommend items for USER from their profile (interests, negatives, self-description)."""
-    lib, events, reco = _profile_for(library, user, collaborative=True)
+    lib = _library(library)
     try:
-        recs = reco.recommend(user, k=k, diversity=diversity)
+        recs = lib.recommend(user, k=k, diversity=diversity).results
     finally:
-        events.close()
         lib.close()
     if as_json:
         print_json({"user": user, "k": k, "diversity": diversity, "results": [r.to_dict() for r in recs]})
@@ -238,25 +198,6 @@ def recommend_cmd(user: str, library: Path, as_json: bool, k: int, diversity: fl
     _console().print(table)
 
 
-def _describe(library: Path, user: str, text: str) -> dict:
-    from mmrec.events import EventStore
-    from mmrec.profiles import ProfileStore, set_description
-
-    text = text.strip()
-    if not text:
-        raise InvalidInputError("describe-user", "text", "the self-description is empty")
-    lib = _library(library)
-    try:
-        vector = lib.text_query_vector(text)
-    finally:
-        lib.close()
-    with EventStore.open(library) as events:
-        store = ProfileStore(events)
-        prof = set_description(store.get_or_new(user), text, vector)
-        store.put(prof)
-    return {"user": user, "description": text, "dim": int(vector.shape[0])}
-
-
 @click.command("describe-user")
 @click.argument("user")
 @click.argument("text")
@@ -264,7 +205,11 @@ def _describe(library: Path, user: str, text: str) -> dict:
 @json_option
 def describe_user_cmd(user: str, text: str, library: Path, as_json: bool) -> None:
     """Store USER's free-text self-description (used for cold start and as a standing interest)."""
-    payload = _describe(library, user, text)
+    lib = _library(library)
+    try:
+        payload = lib.describe_user(user, text).to_dict()
+    finally:
+        lib.close()
     if as_json:
         print_json(payload)
     else:

@@ -52,6 +52,7 @@ def _register() -> None:
         for command in vars(module).values():
             if isinstance(command, click.Command) and command.name:
                 cli.add_command(command)
+    cli.add_command(__import__("mmrec.cli.cmd_serve", fromlist=["serve_cmd"]).serve_cmd)
 
 
 _register()

@@ -1,7 +1,7 @@
 """User events and comments: validated reading, an idempotent SQLite store, ingestion."""
 
 from mmrec.events.ingest import Analyzer, IngestReport, ingest
-from mmrec.events.reader import ReadResult, parse_timestamp, read_events
+from mmrec.events.reader import ReadResult, parse_rows, parse_timestamp, read_events
 from mmrec.events.records import EVENT_KINDS, CommentRecord, EventFileError, EventRecord, RowError
 from mmrec.events.store import EventStore, StoredComment
 
@@ -17,6 +17,7 @@ __all__ = [
     "RowError",
     "StoredComment",
     "ingest",
+    "parse_rows",
     "parse_timestamp",
     "read_events",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,7 +46,34 @@ def read_events(path: str | Path) -> ReadResult:
         rows = _parquet_rows(p)
     else:
         raise EventFileError(str(p), f"unsupported format {suffix!r}: use .csv, .jsonl or .parquet")
-    result: ReadResult | None = None
+    return _parse(rows)
+
+
+def parse_rows(rows: Sequence[object], kind: str, default_timestamp: float | None = None) -> ReadResult:
+    """Validate in-memory rows (e.g. a JSON list posted to the server) exactly as a file's rows.
+
+    ``kind`` is "events" or "comments"; a row error's ``line`` is the 1-based index of the row in
+    ``rows``. Rows that are not mappings are refused one by one, never the whole list. A live
+    event usually happens now: ``default_timestamp`` fills a missing (absent or null) timestamp.
+    """
+    if kind not in ("events", "comments"):
+        raise ValueError(f"kind must be 'events' or 'comments', got {kind!r}")
+    numbered: list[tuple[int, dict[str, Any] | RowError]] = []
+    for n, row in enumerate(rows, start=1):
+        if isinstance(row, Mapping):
+            numbered.append((n, {str(k): v for k, v in row.items()}))
+        else:
+            numbered.append((n, RowError(n, "row", f"expected an object, got {type(row).__name__}")))
+    return _parse(numbered, kind, default_timestamp)
+
+
+def _parse(
+    rows: Iterable[tuple[int, dict[str, Any] | RowError]],
+    kind: str | None = None,
+    default_timestamp: float | None = None,
+) -> ReadResult:
+    """Validate numbered rows; without ``kind`` the first good row decides (a ``text`` column: comments)."""
+    result: ReadResult | None = None if kind is None else ReadResult(kind=kind)
     for line, row in rows:
         if isinstance(row, RowError):
             if result is None:
@@ -54,10 +81,13 @@ def read_events(path: str | Path) -> ReadResult:
             result.errors.append(row)
             continue
         row = {_ALIASES.get(k.strip().lower(), k.strip().lower()): v for k, v in row.items()}
-        if result is None or (not result.events and not result.comments and "text" in row):
-            kind = "comments" if "text" in row else "events"
+        if default_timestamp is not None and row.get("timestamp") is None:
+            row["timestamp"] = default_timestamp
+        if kind is None and (result is None or (not result.events and not result.comments and "text" in row)):
+            found = "comments" if "text" in row else "events"
             errors = result.errors if result else []
-            result = ReadResult(kind=kind, errors=errors)
+            result = ReadResult(kind=found, errors=errors)
+        assert result is not None
         if result.kind == "comments":
             rec = _comment(line, row, result.errors)
             if rec:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mmrec.errors import IndexUnavailableError
 from mmrec.index.choice import DEFAULT_EXACT_THRESHOLD
 from mmrec.index.vector_index import VectorIndex, VectorIndexError
 
@@ -80,6 +81,30 @@ class LibraryIndex:
             out.sync()
         return out
 
+    @classmethod
+    def load(cls, store: FusedSource, use_gpu: bool | None = None) -> LibraryIndex:
+        """Open the index to read: load the saved folder and catch up with the store in memory.
+
+        Readers never write: no rebuild, no save, no repair of the folder. A missing or unreadable
+        index of a library that has items is an :class:`IndexUnavailableError` naming ``mmrec reindex``.
+        """
+        folder = Path(store.path) / INDEX_FOLDER
+        try:
+            index: VectorIndex | None = VectorIndex.load(folder, use_gpu=use_gpu)
+        except VectorIndexError as exc:
+            if next(iter(store.iter_fused(1)), None) is not None:
+                raise IndexUnavailableError(str(store.path), f"the index cannot be read ({exc})") from exc
+            index = None  # nothing encoded yet: an empty index, filled as items arrive
+        factory = index.meta.get("factory_override") if index is not None else None
+        out = cls(store, index, factory, use_gpu)
+        out.catch_up()
+        return out
+
+    def catch_up(self) -> dict[str, int]:
+        """Apply the store's changes since :attr:`seq` in memory only (what a long-lived reader does)."""
+        with self._write:
+            return self._apply_changes(save=False)
+
     @property
     def seq(self) -> int:
         """The store sequence number the index reflects."""
@@ -91,31 +116,35 @@ class LibraryIndex:
     def sync(self) -> dict[str, int]:
         """Apply the store's changes since :attr:`seq` (upserts, then removals) and save if anything changed."""
         with self._write:
-            upserted, removed, seq = self.store.changes_since(self._seq)
-            if self.index is None:
-                if not len(upserted):
-                    self._seq = seq
-                    return {"upserted": 0, "removed": 0, "seq": seq}
-                return self._rebuild(self.factory)
-            if seq == self._seq and not len(upserted) and not len(removed):
+            return self._apply_changes(save=True)
+
+    def _apply_changes(self, save: bool) -> dict[str, int]:
+        upserted, removed, seq = self.store.changes_since(self._seq)
+        if self.index is None:
+            if not len(upserted):
+                self._seq = seq
                 return {"upserted": 0, "removed": 0, "seq": seq}
-            n_removed = self.index.remove(removed) if len(removed) else 0
-            for start in range(0, len(upserted), _CHUNK):
-                keys = upserted[start : start + _CHUNK]
-                vecs = self.store.fused(keys)
-                if vecs.shape[1] != self.index.dim:  # the library was re-fused with another dimension
-                    return self._rebuild(self.factory)
-                self.index.upsert(keys, vecs)
-            self._seq = seq
+            return self._rebuild(self.factory, save=save)
+        if seq == self._seq and not len(upserted) and not len(removed):
+            return {"upserted": 0, "removed": 0, "seq": seq}
+        n_removed = self.index.remove(removed) if len(removed) else 0
+        for start in range(0, len(upserted), _CHUNK):
+            keys = upserted[start : start + _CHUNK]
+            vecs = self.store.fused(keys)
+            if vecs.shape[1] != self.index.dim:  # the library was re-fused with another dimension
+                return self._rebuild(self.factory, save=save)
+            self.index.upsert(keys, vecs)
+        self._seq = seq
+        if save:
             self._save()
-            return {"upserted": len(upserted), "removed": n_removed, "seq": seq}
+        return {"upserted": len(upserted), "removed": n_removed, "seq": seq}
 
     def rebuild(self, factory: str | None = None) -> dict[str, int]:
         """Build a fresh index from every fused vector in the store (what ``mmrec reindex`` runs)."""
         with self._write:
             return self._rebuild(factory or self.factory)
 
-    def _rebuild(self, factory: str | None) -> dict[str, int]:
+    def _rebuild(self, factory: str | None, save: bool = True) -> dict[str, int]:
         everything, _, seq = self.store.changes_since(0)  # the current seq, and a size estimate
         index: VectorIndex | None = None
         for keys, vecs in self.store.iter_fused(_CHUNK):
@@ -133,7 +162,8 @@ class LibraryIndex:
         self._seq = seq
         if index is None:  # empty library: nothing to save until the first item arrives
             return {"upserted": 0, "removed": 0, "seq": seq}
-        self._save()
+        if save:
+            self._save()
         # items committed while we were building carry a newer seq: apply them now
         upserted, removed, new_seq = self.store.changes_since(seq)
         if len(upserted) or len(removed):
@@ -141,7 +171,8 @@ class LibraryIndex:
             if len(upserted):
                 index.upsert(upserted, self.store.fused(upserted))
             self._seq = new_seq
-            self._save()
+            if save:
+                self._save()
         return {"upserted": len(index), "removed": 0, "seq": self._seq}
 
     def save(self) -> None:

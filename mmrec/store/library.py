@@ -134,6 +134,20 @@ class LibraryStore:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the library's writer lock (thread lock + ``flock`` on ``.write.lock``) for a block.
+
+        Files that live beside the catalog (the FAISS index) are saved under it, so two processes
+        never save at once and cleanup never removes another writer's temporary files.
+        """
+        with self._writing():
+            yield
+
+    def seq(self) -> int:
+        """The store's change sequence: one cheap read that tells a reader whether anything moved."""
+        return int(cat.get_meta(self._db, "seq") or 0)
+
+    @contextlib.contextmanager
     def _transaction(self, conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """One SQLite transaction: IMMEDIATE for writes, DEFERRED for a consistent multi-statement read."""
         conn.execute(f"BEGIN {mode}")
@@ -468,6 +482,34 @@ class LibraryStore:
             for row in rows:
                 yield cat.record_from_row(row)
             last = int(rows[-1][0])
+
+    def count_items(self, kind: str | None = None, status: str | None = "ok") -> int:
+        """How many records :meth:`items` would yield with the same arguments."""
+        where, params = ["1=1"], []
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = f"SELECT COUNT(*) FROM items WHERE {' AND '.join(where)}"
+        return int(self._db.execute(sql, params).fetchone()[0])
+
+    def item_page(
+        self, offset: int, limit: int, kind: str | None = None, status: str | None = "ok"
+    ) -> list[ItemRecord]:
+        """One page of :meth:`items` (key order) without reading the records before it."""
+        where, params = ["1=1"], []
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = (
+            f"SELECT {cat.ITEM_COLUMNS} FROM items WHERE {' AND '.join(where)} ORDER BY key LIMIT ? OFFSET ?"
+        )
+        return [cat.record_from_row(r) for r in self._db.execute(sql, [*params, int(limit), int(offset)])]
 
     def failures(self) -> list[tuple[str, str, float]]:
         """(path, reason, unix time) for every recorded failure, oldest first."""

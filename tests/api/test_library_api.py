@@ -65,10 +65,11 @@ def library(media: Path, tmp_path_factory: pytest.TempPathFactory) -> Library:
 
 def test_info_counts_items_and_failures(library: Library, media: Path) -> None:
     info = library.info()
-    assert info["items"] == info["by_status"]["ok"] == len(STAMPS) + 3  # stamps, video, audio, article
+    assert info.items == info.by_status["ok"] == len(STAMPS) + 3  # stamps, video, audio, article
+    assert info.index is not None and info.index.ntotal == info.items
     failures = library.failures()
-    assert [Path(f["path"]).name for f in failures] == ["empty.mp4"]
-    assert "empty" in failures[0]["reason"].lower()
+    assert [Path(f.path).name for f in failures] == ["empty.mp4"]
+    assert "empty" in failures[0].reason.lower()
 
 
 def test_english_text_search_finds_the_captioned_image(library: Library) -> None:
