@@ -1,7 +1,8 @@
 """Probe and decode media files with typed errors and bounded cost (see docs/architecture.md).
 
 Public API: ``probe``, ``sample_frames``, ``load_audio``, ``load_image``, ``decode_media`` with
-``DecodeSpec``/``DecodedMedia``, ``run_guarded``, and the ``MediaError`` family.
+``DecodeSpec``/``DecodedMedia``, ``run_guarded``, ``make_thumbnail``/``thumbnail_from_path``, and the
+``MediaError`` family.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .guard import run_guarded
 from .image import load_image
 from .info import MediaInfo, MediaKind, StreamInfo
 from .probe import probe
+from .thumbnail import ThumbnailImage, make_thumbnail, thumbnail_from_path
 
 __all__ = [
     "AudioClip",
@@ -40,11 +42,14 @@ __all__ = [
     "MissingMediaError",
     "NoAudioError",
     "StreamInfo",
+    "ThumbnailImage",
     "UnsupportedMediaError",
     "decode_media",
     "load_audio",
     "load_image",
+    "make_thumbnail",
     "probe",
     "run_guarded",
     "sample_frames",
+    "thumbnail_from_path",
 ]

@@ -3,5 +3,6 @@
 from mmrec.errors import ModelMismatchError
 from mmrec.store.library import LibraryStore
 from mmrec.store.records import EncodedItem, ItemRecord
+from mmrec.store.thumbnails import Thumbnail
 
-__all__ = ["EncodedItem", "ItemRecord", "LibraryStore", "ModelMismatchError"]
+__all__ = ["EncodedItem", "ItemRecord", "LibraryStore", "ModelMismatchError", "Thumbnail"]

@@ -16,7 +16,18 @@ from mmrec.store.records import ItemRecord
 SCHEMA_VERSION = 1
 SQL_CHUNK = 900  # stay under SQLite's host-parameter limit on old builds
 
-_SCHEMA = """
+# Added after schema 1 shipped. Additive, so the schema version stays 1 and older mmrec versions
+# still open the library: writers create it when missing (``ensure_thumbnails``, under the writer
+# lock); readers never do, and read a missing table as "no thumbnails".
+THUMBNAILS_DDL = """CREATE TABLE IF NOT EXISTS thumbnails (
+    key INTEGER PRIMARY KEY,
+    mime TEXT NOT NULL,
+    data BLOB NOT NULL,
+    created REAL NOT NULL
+)"""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
     key INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -65,6 +76,9 @@ CREATE TABLE IF NOT EXISTS failures (
     time REAL NOT NULL
 );
 """
+    + THUMBNAILS_DDL
+    + ";"
+)
 
 ITEM_COLUMNS = "key, item_id, path, kind, content_hash, size, mtime, duration_s, title, description, tags, metadata, status, error"
 
@@ -153,6 +167,16 @@ def initialise(conn: sqlite3.Connection, db_path: Path, created: float) -> None:
             raise
     except sqlite3.DatabaseError as exc:
         raise LibraryError(str(db_path), f"not a readable SQLite catalog ({exc})") from exc
+
+
+def ensure_thumbnails(conn: sqlite3.Connection) -> None:
+    """Create the thumbnails table of a library made before it existed (writers only, in their transaction)."""
+    conn.execute(THUMBNAILS_DDL)
+
+
+def is_missing_table(exc: sqlite3.OperationalError, table: str) -> bool:
+    """Whether ``exc`` says ``table`` does not exist (an older library a reader must not migrate)."""
+    return f"no such table: {table}" in str(exc)
 
 
 def get_meta(conn: sqlite3.Connection, name: str) -> str | None:

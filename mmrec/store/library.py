@@ -29,7 +29,16 @@ from mmrec.errors import (
 )
 from mmrec.store import catalog as cat
 from mmrec.store.manifest import dumps, fsync_dir, read_json, write_json_atomic
-from mmrec.store.records import FUSED, EncodedItem, ItemRecord, as_fused, as_rows, check_record, check_weights
+from mmrec.store.records import (
+    FUSED,
+    EncodedItem,
+    ItemRecord,
+    as_fused,
+    as_rows,
+    check_record,
+    check_thumbnail,
+    check_weights,
+)
 from mmrec.store.vectors import VectorFile, rewrite_live_rows
 
 CATALOG = "catalog.sqlite"
@@ -230,7 +239,7 @@ class LibraryStore:
             return []
         prepared = [_prepare(it) for it in items]
         dims: dict[str, int] = {}
-        for rec, rows, fused, _ in prepared:
+        for rec, rows, fused, _, _ in prepared:
             for m, arr in [*rows.items(), *([(FUSED, fused)] if fused is not None else [])]:
                 if dims.setdefault(m, arr.shape[1]) != arr.shape[1]:
                     raise InvalidInputError(
@@ -239,7 +248,7 @@ class LibraryStore:
         blocks: dict[str, tuple[np.ndarray, list[int]]] = {}
         for m in dims:
             parts, owners = [], []
-            for i, (_, rows, fused, _) in enumerate(prepared):
+            for i, (_, rows, fused, _, _) in enumerate(prepared):
                 arr = fused if m == FUSED else rows.get(m)
                 if arr is not None:
                     parts.append(arr)
@@ -267,10 +276,10 @@ class LibraryStore:
             with self._transaction(conn):
                 seq = int(cat.get_meta(conn, "seq") or 0)
                 rows_out = []
-                for rec, _, _, weights in prepared:
+                for rec, _, _, weights, _ in prepared:
                     seq += 1
                     rows_out.append((*cat.record_values(rec), fusion_version, dumps(weights), seq, now, now))
-                ids = [rec.item_id for rec, _, _, _ in prepared]
+                ids = [rec.item_id for rec, _, _, _, _ in prepared]
                 replaced = self._keys_for_ids(conn, ids)
                 conn.executemany(_UPSERT, rows_out)  # in order: a later duplicate id wins
                 conn.executemany("DELETE FROM slots WHERE key=?", [(k,) for k in replaced.values()])
@@ -284,12 +293,50 @@ class LibraryStore:
                 if conn.execute("SELECT 1 FROM failures LIMIT 1").fetchone():
                     conn.executemany(
                         "DELETE FROM failures WHERE path=?",
-                        [(rec.path,) for rec, _, _, _ in prepared if rec.path],
+                        [(rec.path,) for rec, _, _, _, _ in prepared if rec.path],
                     )
+                self._write_item_thumbnails(conn, [(keys[i], prepared[i][4]) for i in last.values()], now)
                 cat.set_meta(conn, "seq", str(seq))
         for item, key in zip(items, keys, strict=True):
             item.record.key = key
         return keys
+
+    def _write_item_thumbnails(
+        self, conn: sqlite3.Connection, rows: list[tuple[int, tuple[bytes, str] | None]], now: float
+    ) -> None:
+        """Inside a commit: store each item's new thumbnail, and drop an old one it no longer has
+        (a replaced item's picture would show the previous content)."""
+        cat.ensure_thumbnails(conn)
+        conn.executemany(
+            "INSERT INTO thumbnails(key, mime, data, created) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET mime=excluded.mime, data=excluded.data, created=excluded.created",
+            [(k, thumb[1], thumb[0], now) for k, thumb in rows if thumb is not None],
+        )
+        conn.executemany("DELETE FROM thumbnails WHERE key=?", [(k,) for k, thumb in rows if thumb is None])
+
+    def put_thumbnails(self, rows: Sequence[tuple[int, bytes, str]], replace: bool = True) -> int:
+        """Store (key, image bytes, MIME type) thumbnails for existing ok items in one transaction.
+
+        Rows for keys that are gone or failed are skipped (an item deleted meanwhile gets no
+        orphan picture); ``replace=False`` keeps a thumbnail that is already there (one an encode
+        committed while a backfill was decoding). Returns how many rows were written.
+        """
+        clean = [(int(k), *check_thumbnail(f"key {k}", (data, mime))) for k, data, mime in rows]
+        if not clean:
+            return 0
+        conflict = "DO UPDATE SET mime=excluded.mime, data=excluded.data, created=excluded.created"
+        sql = (
+            "INSERT INTO thumbnails(key, mime, data, created) SELECT ?, ?, ?, ? "
+            "WHERE EXISTS (SELECT 1 FROM items WHERE key=? AND status='ok') "
+            f"ON CONFLICT(key) {conflict if replace else 'DO NOTHING'}"
+        )
+        now = time.time()
+        written = 0
+        with self._writing() as conn, self._transaction(conn):
+            cat.ensure_thumbnails(conn)
+            for key, data, mime in clean:
+                written += conn.execute(sql, (key, mime, data, now, key)).rowcount
+        return written
 
     def set_fused(
         self, keys: Sequence[int], fused: np.ndarray, weights: list[dict[str, float]], fusion_version: str
@@ -407,6 +454,7 @@ class LibraryStore:
         """Remove items (their rows become garbage); returns the keys that were deleted."""
         deleted: list[int] = []
         with self._writing() as conn, self._transaction(conn):
+            cat.ensure_thumbnails(conn)
             seq = int(cat.get_meta(conn, "seq") or 0)
             for i in range(0, len(item_ids), cat.SQL_CHUNK):
                 ids = [str(x) for x in item_ids[i : i + cat.SQL_CHUNK]]
@@ -416,6 +464,7 @@ class LibraryStore:
                 for key, item_id, path in rows:
                     seq += 1
                     conn.execute("DELETE FROM slots WHERE key=?", (key,))
+                    conn.execute("DELETE FROM thumbnails WHERE key=?", (key,))
                     conn.execute("DELETE FROM items WHERE key=?", (key,))
                     conn.execute(
                         "INSERT INTO deletions(key, item_id, seq) VALUES (?, ?, ?)", (key, item_id, seq)
@@ -517,6 +566,36 @@ class LibraryStore:
             (r[0], r[1], float(r[2]))
             for r in self._db.execute("SELECT path, reason, time FROM failures ORDER BY time, path")
         ]
+
+    def thumbnail(self, key: int) -> tuple[bytes, str] | None:
+        """(image bytes, MIME type) of an item's thumbnail, or None (also for a library made before
+        thumbnails existed: a reader never adds the table)."""
+        try:
+            row = self._db.execute("SELECT data, mime FROM thumbnails WHERE key=?", (int(key),)).fetchone()
+        except sqlite3.OperationalError as exc:
+            if cat.is_missing_table(exc, "thumbnails"):
+                return None
+            raise
+        return None if row is None else (bytes(row[0]), str(row[1]))
+
+    def thumbnail_keys(self, keys: Sequence[int] | None = None) -> set[int]:
+        """Which of ``keys`` (default: every item) have a thumbnail, without reading the pictures."""
+        try:
+            if keys is None:
+                return {int(r[0]) for r in self._db.execute("SELECT key FROM thumbnails")}
+            found: set[int] = set()
+            for part in cat.chunks(keys):
+                found.update(
+                    int(r[0])
+                    for r in self._db.execute(
+                        f"SELECT key FROM thumbnails WHERE key IN ({_marks(part)})", part
+                    )
+                )
+            return found
+        except sqlite3.OperationalError as exc:
+            if cat.is_missing_table(exc, "thumbnails"):
+                return set()
+            raise
 
     def attention(self, keys: Sequence[int]) -> list[dict[str, float]]:
         """Attention weights per key ({} for an unknown key)."""
@@ -631,6 +710,12 @@ class LibraryStore:
             by_kind = dict(conn.execute("SELECT kind, COUNT(*) FROM items GROUP BY kind").fetchall())
             by_status = dict(conn.execute("SELECT status, COUNT(*) FROM items GROUP BY status").fetchall())
             n_failures = conn.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
+            try:
+                n_thumbnails = int(conn.execute("SELECT COUNT(*) FROM thumbnails").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if not cat.is_missing_table(exc, "thumbnails"):
+                    raise
+                n_thumbnails = 0
             live = {
                 m: (int(c), int(r or 0))
                 for m, c, r in conn.execute(
@@ -655,6 +740,7 @@ class LibraryStore:
             "by_kind": by_kind,
             "by_status": by_status,
             "failures": int(n_failures),
+            "thumbnails": n_thumbnails,
             "modalities": modalities,
             "files": files,
             "bytes_on_disk": sum(files.values()),
@@ -740,7 +826,7 @@ def _describe_model(info: dict) -> str:
 
 def _prepare(
     item: EncodedItem,
-) -> tuple[ItemRecord, dict[str, np.ndarray], np.ndarray | None, dict[str, float]]:
+) -> tuple[ItemRecord, dict[str, np.ndarray], np.ndarray | None, dict[str, float], tuple[bytes, str] | None]:
     """Validate one item before anything is written."""
     rec = item.record
     check_record(rec)
@@ -748,9 +834,11 @@ def _prepare(
     fused = as_fused(rec.item_id, item.fused)
     if rec.status == "ok" and fused is None:
         raise InvalidInputError(rec.item_id, "fused", "an ok item needs a fused vector")
+    thumb = None if item.thumbnail is None else check_thumbnail(rec.item_id, item.thumbnail)
     if rec.status != "ok":
         fused = None  # a failed item must never reach an index
-    return rec, rows, fused, check_weights(rec.item_id, item.weights or {})
+        thumb = None
+    return rec, rows, fused, check_weights(rec.item_id, item.weights or {}), thumb
 
 
 _UPSERT = (

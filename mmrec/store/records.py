@@ -12,6 +12,7 @@ from mmrec.errors import InvalidInputError
 KINDS = ("video", "audio", "image", "text")
 STATUSES = ("ok", "failed")
 FUSED = "fused"
+MAX_THUMBNAIL_BYTES = 2 << 20  # a preview, not a copy of the media
 
 
 @dataclass
@@ -42,6 +43,7 @@ class EncodedItem:
     vectors: dict[str, np.ndarray]
     fused: np.ndarray
     weights: dict[str, float]
+    thumbnail: tuple[bytes, str] | None = None  # (image bytes, MIME type), stored in the same commit
 
 
 def check_record(rec: ItemRecord) -> None:
@@ -57,6 +59,23 @@ def check_record(rec: ItemRecord) -> None:
         raise InvalidInputError(source, "tags", "must be a list of strings")
     if not isinstance(rec.metadata, dict):
         raise InvalidInputError(source, "metadata", "must be a dict")
+
+
+def check_thumbnail(source: str, value: tuple[bytes, str]) -> tuple[bytes, str]:
+    """A thumbnail as (bytes, "image/..." MIME type), bounded in size."""
+    try:
+        data, mime = value
+    except (TypeError, ValueError):
+        raise InvalidInputError(source, "thumbnail", "must be a (bytes, mime type) pair") from None
+    if not isinstance(data, bytes | bytearray | memoryview) or len(data) == 0:
+        raise InvalidInputError(source, "thumbnail", "the image data must be non-empty bytes")
+    if len(data) > MAX_THUMBNAIL_BYTES:
+        raise InvalidInputError(
+            source, "thumbnail", f"{len(data)} bytes is more than the {MAX_THUMBNAIL_BYTES} bytes allowed"
+        )
+    if not isinstance(mime, str) or not mime.startswith("image/"):
+        raise InvalidInputError(source, "thumbnail", f"MIME type {mime!r} is not an image/... type")
+    return bytes(data), mime
 
 
 def as_rows(source: str, modality: str, value: np.ndarray) -> np.ndarray:
