@@ -49,6 +49,7 @@ function duration(seconds) {
   return `${text}:${String(hms[2]).padStart(2, "0")}`;
 }
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const label = (item) => item.title || item.path_name || item.item_id;
 const fmt = (x, digits = 3) => (typeof x === "number" ? x.toFixed(digits) : "–");
 
@@ -182,7 +183,23 @@ function grid(cards, emptyText) {
   return cards.length ? h("div", { class: "grid" }, cards) : h("p", { class: "empty" }, emptyText);
 }
 
-const hitCards = (hits) => hits.map((hit) => card(hit, { score: hit.score, contributions: hit.contributions }));
+/** Search hits carry no duration: fill it in from the item's details (cached) for timed media. */
+function fillDuration(el, item) {
+  if (item.duration_s !== undefined || !["video", "audio"].includes(item.kind)) return;
+  itemDetail(item.item_id)
+    .then((detail) => {
+      const text = duration(detail.duration_s);
+      if (text) el.querySelector(".kind").after(h("span", { class: "duration" }, text));
+    })
+    .catch(() => {});
+}
+
+const hitCards = (hits) =>
+  hits.map((hit) => {
+    const el = card(hit, { score: hit.score, contributions: hit.contributions });
+    fillDuration(el, hit);
+    return el;
+  });
 
 function chips(words, cls = "chip") {
   return h("span", { class: "chips" }, words.map((w) => h("span", { class: cls }, w)));
@@ -276,7 +293,7 @@ function player(item) {
       controls: true,
       preload: "metadata",
       src,
-      poster: itemApi(item.item_id, "/thumbnail"),
+      poster: item.has_thumbnail ? itemApi(item.item_id, "/thumbnail") : null,
       "aria-label": name,
     });
   }
@@ -284,7 +301,7 @@ function player(item) {
     return h(
       "div",
       { class: "player audio" },
-      h("img", { src: itemApi(item.item_id, "/thumbnail"), alt: `Waveform of ${label(item)}` }),
+      item.has_thumbnail && h("img", { src: itemApi(item.item_id, "/thumbnail"), alt: `Picture of ${label(item)}` }),
       h("audio", { controls: true, preload: "metadata", src, "aria-label": name }),
     );
   }
@@ -301,7 +318,8 @@ function detailRows(item) {
     ["size", item.width && item.height ? `${item.width} × ${item.height}` : null],
     ["status", item.status],
   ];
-  const visual = item.visual_tags || item.vtags;
+  // visual_tags are [label, score] pairs from the frame classifier
+  const visual = (item.visual_tags || []).map((t) => (Array.isArray(t) ? t[0] : t));
   return h(
     "dl",
     { class: "details" },
@@ -450,9 +468,9 @@ function profilePanel(p) {
       ? h(
           "p",
           {},
-          `${p.negatives.length} disliked cluster${p.negatives.length === 1 ? "" : "s"}`,
-          p.disliked.length ? ": " : "",
-          p.disliked.slice(0, 8).map((id, n) => [n ? ", " : "", h("a", { href: itemHash(id) }, id)]),
+          plural(p.negatives.length, "cluster"),
+          " to avoid, ",
+          plural(p.disliked.length, "disliked item"),
         )
       : h("p", { class: "muted" }, "none"),
   );
