@@ -443,10 +443,11 @@ function profilePanel(p) {
       ? h(
           "ol",
           { class: "interests" },
-          p.interests.map((i) =>
+          p.interests.map((i, n) =>
             h(
               "li",
               {},
+              h("span", { class: "interest-no" }, `#${n + 1}`),
               h(
                 "span",
                 { class: "weight", title: `weight ${fmt(i.weight)}` },
