@@ -44,6 +44,7 @@ from mmrec.results import (
 )
 from mmrec.search import SearchFilters, SearchResponse, search_vector
 from mmrec.store import ItemRecord, LibraryStore
+from mmrec.store.thumbnails import BackfillStep, Thumbnail
 
 if TYPE_CHECKING:
     from encoders.comments import CommentAnalyzer
@@ -625,6 +626,32 @@ class Library:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ----------------------------------------------------------------- thumbnails (serve-thumbs)
+    def thumbnail(self, item_id: str) -> Thumbnail | None:
+        """The item's preview picture, or None when it has none (text items, not backfilled yet).
+
+        Reads only the catalog (no model, no media file); ItemNotFoundError for an unknown id.
+        """
+        record = self.store.get(str(item_id))
+        if record is None or record.key is None:
+            raise ItemNotFoundError(str(item_id))
+        found = self.store.thumbnail(record.key)
+        return None if found is None else Thumbnail.of(*found)
+
+    def backfill_thumbnails(
+        self,
+        force: bool = False,
+        *,
+        workers: int | None = None,
+        progress: Callable[[BackfillStep], None] | None = None,
+    ) -> int:
+        """Draw thumbnails for media items that lack one (all of them with ``force``); returns how
+        many were written. Resumable; a file that cannot be drawn is reported through ``progress``
+        and skipped (``pipelines.thumbnails.backfill_thumbnails``)."""
+        from pipelines.thumbnails import backfill_thumbnails
+
+        return backfill_thumbnails(self.store, force=force, workers=workers, progress=progress).made
 
 
 class _IndexView:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from encoders.media.decode import DecodedMedia, DecodeSpec, decode_media
+from encoders.media.thumbnail import ThumbnailImage
+from pipelines.thumbnails import safe_thumbnail
 
 
 @dataclass(frozen=True)
@@ -22,17 +24,21 @@ class DecodeTask:
 
 @dataclass
 class Decoded:
-    """A worker's answer: the media plus the seconds it took (for the per-stage timings)."""
+    """A worker's answer: the media, its thumbnail, and the seconds each took (per-stage timings)."""
 
     media: DecodedMedia
     seconds: float
+    thumbnail: ThumbnailImage | None = None
+    thumbnail_s: float = 0.0
 
 
 def decode_task(task: DecodeTask) -> Decoded:
     """Top-level (picklable) worker function; media errors propagate as typed exceptions."""
     t0 = time.perf_counter()
     media = decode_media(task.path, task.spec)
-    return Decoded(media=media, seconds=time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    thumb, thumb_s = safe_thumbnail(media)  # here, not in the main process: the workers run in parallel
+    return Decoded(media=media, seconds=seconds, thumbnail=thumb, thumbnail_s=thumb_s)
 
 
 def spec_for_models(audio_rate: int | None, speech_rate: int | None, frame_count: int = 16) -> DecodeSpec:

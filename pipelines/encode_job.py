@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from encoders.media.thumbnail import ThumbnailImage
 from mmrec.store import EncodedItem, ItemRecord, LibraryStore
 from pipelines.decode import Decoded, DecodeTask, decode_task, spec_for_model_set
 from pipelines.discover import SourceItem, discover
@@ -27,6 +28,7 @@ from pipelines.item_encoder import EncodedVectors, EncodeInput, encode_batch
 from pipelines.plan import Plan, ensure_hash, make_plan
 from pipelines.progress import EncodeProgress
 from pipelines.runner import Engine, LocalEngine, SerialEngine, StageTimer
+from pipelines.thumbnails import as_stored
 
 INDEX_EVERY_COMMITS = 20
 # Imported once by the fork server, so workers (and their replacements) start without re-importing.
@@ -113,12 +115,15 @@ class _Job:
         # Set to the model profile when workers encode whole files (CPU mode), else None.
         self.worker_models: str | None = None
         self.frame_count = 16
+        # item_id -> thumbnail drawn by a worker, held until the item is committed (or fails)
+        self.thumbnails: dict[str, ThumbnailImage] = {}
 
     # ---------------------------------------------------------------- failures
 
     def fail(self, plan: Plan, item: SourceItem, label: str, reason: str) -> None:
         """Record a failure (the run goes on unless --fail-fast)."""
         path = item.path or item.item_id
+        self.thumbnails.pop(item.item_id, None)
         self.store.record_failure(path, reason, item.size, item.mtime, ensure_hash(plan, item))
         self.summary.failed += 1
         self.reasons[label] += 1
@@ -159,7 +164,11 @@ class _Job:
             fused, weights = self.fusion.fuse([e.vectors for _, _, e in keep])
         items = [
             EncodedItem(
-                record=self.record(plan, s, m, e), vectors=e.vectors, fused=fused[k], weights=weights[k]
+                record=self.record(plan, s, m, e),
+                vectors=e.vectors,
+                fused=fused[k],
+                weights=weights[k],
+                thumbnail=as_stored(self.thumbnails.pop(s.item_id, None)),
             )
             for k, (s, m, e) in enumerate(keep)
         ]
@@ -171,6 +180,12 @@ class _Job:
             self.progress.advance(failed=False)
         if self.index is not None and self.commits % INDEX_EVERY_COMMITS == 0:
             self.sync_index()
+
+    def keep_thumbnail(self, src: SourceItem, thumb: ThumbnailImage | None, seconds: float) -> None:
+        """Hold a worker's thumbnail until its item is committed with it (in the same transaction)."""
+        self.timer.add("thumbnail", seconds)
+        if thumb is not None:
+            self.thumbnails[src.item_id] = thumb
 
     def record(self, plan: Plan, src: SourceItem, media: Any | None, enc: EncodedVectors) -> ItemRecord:
         info = getattr(media, "info", None)
@@ -225,6 +240,7 @@ class _Job:
             else:
                 assert isinstance(result, Decoded)
                 self.timer.add("decode", result.seconds)
+                self.keep_thumbnail(src, result.thumbnail, result.thumbnail_s)
                 batch.append((src, result.media))
                 if len(batch) >= self.batch_size:
                     self.flush(plan, batch)
@@ -259,6 +275,7 @@ class _Job:
                 assert isinstance(result, WorkerEncoded)
                 self.timer.add("decode", result.decode_s)
                 self.timer.add("encode", result.encode_s)
+                self.keep_thumbnail(src, result.thumbnail, result.thumbnail_s)
                 batch.append((src, result.media, result.encoded))
                 if len(batch) >= self.batch_size:
                     self.commit(plan, batch)

@@ -15,9 +15,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from encoders.media.decode import DecodedMedia, decode_media
+from encoders.media.thumbnail import ThumbnailImage
 from pipelines.decode import spec_for_model_set
 from pipelines.discover import ItemMeta
 from pipelines.item_encoder import EncodedVectors, EncodeInput, encode_batch
+from pipelines.thumbnails import safe_thumbnail
 
 _MODELS: dict[str, Any] = {}
 
@@ -35,12 +37,15 @@ class EncodeTask:
 
 @dataclass
 class WorkerEncoded:
-    """A worker's answer: probe and warnings (frames and audio dropped), the vectors, the timings."""
+    """A worker's answer: probe and warnings (frames and audio dropped), the vectors, the thumbnail
+    drawn from the decoded media, the timings."""
 
     media: DecodedMedia
     encoded: EncodedVectors
     decode_s: float
     encode_s: float
+    thumbnail: ThumbnailImage | None = None
+    thumbnail_s: float = 0.0
 
 
 def worker_models(profile: str) -> Any:
@@ -68,5 +73,8 @@ def decode_encode_task(task: EncodeTask) -> WorkerEncoded:
     t1 = time.perf_counter()
     (encoded,) = encode_batch([EncodeInput(meta=task.meta, media=media)], models, task.speech)
     t2 = time.perf_counter()
+    thumb, thumb_s = safe_thumbnail(media)
     light = replace(media, frames=None, audio={})  # the pixels and samples need not travel back
-    return WorkerEncoded(media=light, encoded=encoded, decode_s=t1 - t0, encode_s=t2 - t1)
+    return WorkerEncoded(
+        media=light, encoded=encoded, decode_s=t1 - t0, encode_s=t2 - t1, thumbnail=thumb, thumbnail_s=thumb_s
+    )

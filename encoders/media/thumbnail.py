@@ -85,8 +85,9 @@ def make_thumbnail(
         if media.info.kind == "image":
             return encode_picture(frames[0], max_side, "image")
         return encode_picture(frames[pick_keyframe(frames)], max_side, "keyframe")
-    if use_cover and has_cover(media.info):
-        cover = load_cover(media.info.path, max_side=max_side)
+    cover_index = _cover_stream(media.info)
+    if use_cover and cover_index is not None:
+        cover = load_cover(media.info.path, max_side=max_side, stream_index=cover_index)
         if cover is not None:
             return encode_picture(cover, max_side, "cover")
     clip = _best_clip(media.audio)
@@ -172,16 +173,20 @@ def encode_picture(rgb: np.ndarray, max_side: int, source: ThumbnailSource) -> T
     return ThumbnailImage(buf.getvalue(), "image/jpeg", im.width, im.height, source)
 
 
-def has_cover(info: MediaInfo) -> bool:
-    """Whether probing found cover art (an attached picture) in the file."""
-    return any(s.type == "video" and s.attached_pic for s in info.streams)
+def _cover_stream(info: MediaInfo) -> int | None:
+    """Index of the cover art (attached picture) stream probing found, if any."""
+    return next((s.index for s in info.streams if s.type == "video" and s.attached_pic), None)
 
 
 @typed_media_errors
-def load_cover(path: str | os.PathLike[str], max_side: int = 1024) -> np.ndarray | None:
-    """The cover art of an audio file as RGB uint8 (alpha on white), or None when it has none."""
-    info = probe(path)
-    index = next((s.index for s in info.streams if s.type == "video" and s.attached_pic), None)
+def load_cover(
+    path: str | os.PathLike[str], max_side: int = 1024, stream_index: int | None = None
+) -> np.ndarray | None:
+    """The cover art of an audio file as RGB uint8 (alpha on white), or None when it has none.
+
+    ``stream_index`` (from an earlier probe) saves probing the file again.
+    """
+    index = _cover_stream(probe(path)) if stream_index is None else stream_index
     if index is None:
         return None
     with open_container(path) as container:
@@ -191,6 +196,7 @@ def load_cover(path: str | os.PathLike[str], max_side: int = 1024) -> np.ndarray
                 continue
             try:
                 with Image.open(io.BytesIO(bytes(packet))) as im:
+                    im.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, much faster
                     im.load()
                     rgb = to_rgb(im)
             except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):

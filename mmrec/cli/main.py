@@ -13,6 +13,7 @@ import sys
 import click
 
 from mmrec import __version__
+from mmrec.cli.cmd_thumbnails import thumbnails as _thumbnails_command
 
 # Hub libraries must never try the network at run time unless the user allows it explicitly.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,6 +57,7 @@ def _register() -> None:
 
 
 _register()
+cli.add_command(_thumbnails_command)  # serve-thumbs: fold into _register's list when merging
 
 
 def main() -> None:

@@ -597,6 +597,10 @@ class LibraryStore:
                 return set()
             raise
 
+    def has_thumbnails(self, keys: Sequence[int]) -> set[int]:
+        """The keys among ``keys`` whose item has a thumbnail (``ItemSummary.has_thumbnail``)."""
+        return self.thumbnail_keys(keys)
+
     def attention(self, keys: Sequence[int]) -> list[dict[str, float]]:
         """Attention weights per key ({} for an unknown key)."""
         found: dict[int, dict[str, float]] = {}

@@ -54,7 +54,9 @@ def test_thumbnails_commit_with_their_items_and_go_with_them(
         assert store.thumbnail(keys[0]) == pictures[0]
         assert store.thumbnail(keys[3]) is None
         assert store.thumbnail_keys() == set(keys[:3])
-        assert store.thumbnail_keys([keys[1], keys[4]]) == {keys[1]}
+        assert (
+            store.thumbnail_keys([keys[1], keys[4]]) == {keys[1]} == store.has_thumbnails([keys[1], keys[4]])
+        )
         assert store.stats()["thumbnails"] == 3
         # committed in the same transaction as the item: the same clock reading
         with sqlite3.connect(tmp_path / "lib" / "catalog.sqlite") as conn:
