@@ -115,6 +115,12 @@ class _WarmUp:
             self._thread = threading.Thread(target=self._run, name="mmrec-warm-up", daemon=True)
             self._thread.start()
 
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Let a warm-up in progress finish before the process exits: native model threads killed
+        mid-load abort the interpreter ("terminate called without an active exception")."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
     def _run(self) -> None:
         try:
             warm_up = getattr(self.library, "warm_up", None)
@@ -163,6 +169,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm.start()
         yield
+        await anyio.to_thread.run_sync(warm.stop)
 
     app = FastAPI(
         title="mmrec",
@@ -261,9 +268,9 @@ def create_app(
             raise ApiError(404, f"item {item_id!r} has no thumbnail", type="no_thumbnail", field="item_id")
         return bytes_response(thumb.data, thumb.mime, thumb.etag, request.headers)
 
-    @app.api_route(
+    @app.head("/api/items/{item_id:path}/media", include_in_schema=False)
+    @app.get(
         "/api/items/{item_id:path}/media",
-        methods=["GET", "HEAD"],
         response_class=Response,
         responses={200: {"content": {"video/*": {}, "audio/*": {}, "image/*": {}}}, **_MEDIA_ERRORS},
         tags=["items"],

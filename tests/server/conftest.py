@@ -74,6 +74,12 @@ def stamps() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def copy_stamp() -> Callable[[Path, Path, str, str], Path]:
+    """``copy_stamp(root, stamps_dir, name, category)`` adds a captioned stamp under root/images."""
+    return add_stamp
+
+
+@pytest.fixture(scope="session")
 def serve_app() -> Callable[[FastAPI], AbstractContextManager[str]]:
     """``with serve_app(app) as base_url:`` runs the app under a real uvicorn server."""
     return serve_in_thread

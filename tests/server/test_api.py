@@ -365,7 +365,7 @@ def test_body_limit_by_header_and_while_reading(library: Library, server_media: 
 
 
 def test_api_key_guards_writes_only(library: Library) -> None:
-    event = [{"user_id": "keyed", "item_id": "images/dog.png", "event": "view"}]
+    event = [{"user_id": "keyed", "item_id": "images/dog.png", "event": "view", "timestamp": 1.7e9}]
     with TestClient(create_app(library, api_key="s3cret"), raise_server_exceptions=False) as keyed:
         assert_error(keyed.post("/api/events", json=event), 401, field="Authorization")
         wrong = keyed.post("/api/events", json=event, headers={"Authorization": "Bearer nope"})
