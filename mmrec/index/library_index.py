@@ -7,6 +7,7 @@ commit and the index save is repaired on the next open without a rebuild.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mmrec.errors import IndexUnavailableError
+from mmrec.index.atomic import resolve
 from mmrec.index.choice import DEFAULT_EXACT_THRESHOLD
 from mmrec.index.vector_index import VectorIndex, VectorIndexError
 
@@ -62,14 +64,15 @@ class LibraryIndex:
         use_gpu: bool | None = None,
         exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
     ) -> LibraryIndex:
-        """Load ``index/`` and catch up with the store, or build it when missing, unreadable or of another factory."""
+        """For writers: load ``index/`` and catch up with the store (saving), or build it when missing,
+        unreadable or of another factory. Readers use :meth:`load`."""
         folder = Path(store.path) / INDEX_FOLDER
         index: VectorIndex | None = None
-        if folder.exists() or folder.with_name(folder.name + ".previous").exists():
+        if resolve(folder) is not None:
             try:
                 index = VectorIndex.load(folder, use_gpu=use_gpu)
             except VectorIndexError:
-                index = None  # unreadable: rebuilt below from the store, which is the source of truth
+                index = None  # unreadable: this writer rebuilds it from the store, the source of truth
         if index is not None:
             factory = factory or index.meta.get("factory_override")
             if factory and index.factory != factory:
@@ -188,7 +191,9 @@ class LibraryIndex:
             self.index.meta["factory_override"] = self.factory
         else:
             self.index.meta.pop("factory_override", None)
-        self.index.save(self.folder)
+        writing = getattr(self.store, "writing", None)
+        with writing() if callable(writing) else contextlib.nullcontext():
+            self.index.save(self.folder)
 
     def search(
         self, query_vecs: np.ndarray, k: int, allowed_keys: np.ndarray | Sequence[int] | None = None

@@ -21,7 +21,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from mmrec.index.atomic import recover, write_folder_atomically
+from mmrec.index.atomic import read_folder, write_folder_atomically
 from mmrec.index.choice import DEFAULT_EXACT_THRESHOLD, DEFAULT_MEMORY_BUDGET, choose_factory
 from mmrec.index.rwlock import ReadWriteLock
 
@@ -408,7 +408,11 @@ class VectorIndex:
 
     # ---- persistence --------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
-        """Write index + ids + meta into a temp folder and swap it in atomically (old copy survives a crash)."""
+        """Write index + ids + meta as a new version of ``folder`` and publish it atomically.
+
+        Readers in other processes see the old or the new version, never part of one; callers serialise
+        saves to one folder (``LibraryIndex`` holds the store's writer lock).
+        """
         folder = Path(folder)
         with self._lock.read():
             meta = {
@@ -434,20 +438,27 @@ class VectorIndex:
 
     @classmethod
     def load(cls, folder: str | Path, use_gpu: bool | None = None) -> VectorIndex:
-        """Read a folder written by :meth:`save`, first repairing an interrupted swap."""
+        """Read the current version of a folder written by :meth:`save`.
+
+        Read-only: a save in another process at the same moment is either not seen yet or seen
+        whole (see ``mmrec.index.atomic``); nothing in the folder is repaired or removed here.
+        """
         folder = Path(folder)
-        recover(folder)
-        meta_path = folder / "meta.json"
-        try:
-            meta = json.loads(meta_path.read_text())
+
+        def read(version: Path) -> tuple[dict[str, Any], Any, np.ndarray | None, np.ndarray | None]:
+            meta = json.loads((version / "meta.json").read_text())
             if meta.get("format") != _FORMAT:
-                raise VectorIndexError(f"{meta_path}: unsupported format {meta.get('format')!r}")
-            index = faiss.read_index(str(folder / "index.faiss"))
+                raise VectorIndexError(f"{version / 'meta.json'}: unsupported format {meta.get('format')!r}")
+            index = faiss.read_index(str(version / "index.faiss"))
             labels = ids = None
             if _mode_for(meta["factory"]) == "tombstone":
-                labels = np.load(folder / "labels.npy")
+                labels = np.load(version / "labels.npy")
             else:
-                ids = np.load(folder / "ids.npy")
+                ids = np.load(version / "ids.npy")
+            return meta, index, labels, ids
+
+        try:
+            meta, index, labels, ids = read_folder(folder, read)
         except VectorIndexError:
             raise
         except (OSError, ValueError, KeyError, RuntimeError) as exc:

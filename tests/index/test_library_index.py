@@ -9,6 +9,7 @@ import pytest
 
 from mmrec.fusion import Fusion
 from mmrec.index import LibraryIndex
+from mmrec.index.atomic import resolve
 from mmrec.store import EncodedItem, ItemRecord, LibraryStore
 
 DIMS = {"frames": 16, "audio": 8, "text": 12}
@@ -111,4 +112,4 @@ def test_empty_library_then_first_items(store: LibraryStore, fusion: Fusion) -> 
     keys = store.commit_items(items, fusion.version)
     assert li.sync()["upserted"] == 2
     assert li.search(items[1].fused, 1)[1][0, 0] == keys[1]
-    assert (Path(store.path) / "index" / "meta.json").exists()
+    assert resolve(Path(store.path) / "index") is not None  # saved

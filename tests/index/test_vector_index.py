@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 from pathlib import Path
 
 import faiss
@@ -151,17 +152,13 @@ def test_bad_input_is_named(tmp_path: Path) -> None:
 
 
 def _save_then_die(folder: str) -> None:
-    """Child process: start saving a new version, get killed right after the old folder is moved away."""
+    """Child process: write a whole new version, get killed just before it is published."""
     import mmrec.index.atomic as atomic
 
-    real_rename = os.rename
+    def dying_replace(src: str | Path, dst: str | Path) -> None:
+        os._exit(9)  # killed between writing the version and switching the pointer
 
-    def dying_rename(src: str | Path, dst: str | Path) -> None:
-        real_rename(src, dst)
-        if str(dst).endswith(".previous"):
-            os._exit(9)  # killed between the two renames
-
-    atomic.os.rename = dying_rename  # type: ignore[assignment]
+    atomic.os.replace = dying_replace  # type: ignore[assignment]
     index = VectorIndex.create(DIM, 10)
     index.add(np.arange(10) + 1000, clustered(10, seed=9))
     index.save(folder)
@@ -177,9 +174,32 @@ def test_interrupted_save_keeps_previous_index(tmp_path: Path) -> None:
     child.start()
     child.join(60)
     assert child.exitcode == 9
-    assert not folder.exists() and backup_path(folder).exists()  # the crash window really was hit
+    versions = sorted(p.name for p in folder.glob("v-*"))
+    assert len(versions) == 2 and list(folder.glob(".tmp-*.pointer"))  # the crash window really was hit
+    before = sorted(p.name for p in folder.iterdir())
     recovered = VectorIndex.load(folder)
     assert len(recovered) == 100 and recovered.ids()[-1] == 99
+    assert sorted(p.name for p in folder.iterdir()) == before  # loading repaired nothing
+    recovered.save(folder)  # the next writer removes the dead writer's leftovers
+    assert len(list(folder.glob("v-*"))) == 2 and not list(folder.glob(".tmp-*"))
+    assert len(VectorIndex.load(folder)) == 100
+
+
+def test_earlier_layout_is_read_as_is_and_converted_by_the_next_save(tmp_path: Path) -> None:
+    """Files directly in the folder, or left in ``<folder>.previous`` between the old two renames."""
+    index = VectorIndex.create(DIM, 50)
+    index.add(np.arange(50), clustered(50))
+    index.save(tmp_path / "new")
+    (version,) = (tmp_path / "new").glob("v-*")
+    backup = backup_path(tmp_path / "index")
+    shutil.copytree(version, backup)
+    assert len(VectorIndex.load(tmp_path / "index")) == 50
+    assert not (tmp_path / "index").exists() and backup.exists()  # a reader moved nothing
+    index.save(tmp_path / "index")
+    assert (tmp_path / "index" / "CURRENT").exists() and not backup.exists()
+    assert not list((tmp_path / "index").glob("*.faiss"))
+    shutil.copytree(version, tmp_path / "flat")
+    assert len(VectorIndex.load(tmp_path / "flat")) == 50
 
 
 def test_failure_while_writing_leaves_old_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,7 +218,7 @@ def test_failure_while_writing_leaves_old_index(tmp_path: Path, monkeypatch: pyt
         new.save(folder)
     monkeypatch.undo()
     assert len(VectorIndex.load(folder)) == 100
-    assert not list(tmp_path.glob(".index.tmp-*"))
+    assert not list(folder.glob(".tmp-*")) and len(list(folder.glob("v-*"))) == 1
 
 
 def test_concurrent_searches_during_upserts() -> None:
