@@ -112,7 +112,7 @@ function itemDetail(id) {
 function thumbnail(item) {
   const glyph = { video: "▶", audio: "♪", image: "▣" }[item.kind] || "¶";
   const placeholder = () => h("span", { class: "placeholder", "aria-hidden": "true" }, glyph);
-  const link = h("a", { class: `thumb kind-${item.kind}`, href: itemHash(item.item_id), tabindex: "-1" });
+  const link = h("a", { class: `thumb thumb-${item.kind}`, href: itemHash(item.item_id), tabindex: "-1" });
   if (item.has_thumbnail === false || item.kind === "text") {
     link.append(placeholder());
   } else {
@@ -628,8 +628,9 @@ async function health() {
   try {
     const res = await fetch("/health");
     const body = await res.json();
-    el.textContent = body.ready ? "server ready" : "server warming up…";
-    if (!body.ready) setTimeout(health, 2000);
+    if (body.error) el.textContent = `warm-up failed: ${body.error}`;
+    else el.textContent = body.ready ? "server ready" : "server warming up (first queries are slower)…";
+    if (!body.ready && !body.error) setTimeout(health, 2000);
   } catch {
     el.textContent = "server unreachable";
   }
