@@ -48,6 +48,9 @@ step "mmrec describe-user carol (cold start from a self-description)"
 mmrec describe-user carol "我喜欢大象和长颈鹿这样的野生动物"
 mmrec recommend carol -k 3
 
+step "mmrec thumbnails   (pictures for the web page; only a library encoded by an older mmrec lacks them)"
+mmrec thumbnails
+
 step "see it in a browser"
 cat <<MSG
 Serve the sample library and open the web page (search in English or Chinese, play previews,

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Take the README's screenshot of the web page: serve a library on a free loopback port, open one
-view in Debian's chromium (headless) and save a PNG reduced to a small palette.
+"""Take the README's screenshot of the web page: serve a library on a free loopback port, open
+views in Debian's chromium (headless), stack them, and save a PNG reduced to a small palette.
 
-    python scripts/screenshot_page.py --library mmrec-library --view "#/user/alice" --out docs/img/serve.png
+    python scripts/screenshot_page.py --library mmrec-library \
+        --view "#/search?q=一只狗@372" --view "#/user/alice@860" --out docs/img/serve.png
+
+A view is the page's hash route, optionally with ``@HEIGHT``: keep only its top HEIGHT pixels.
 
 Only reads the library: served items are not recorded and nothing is clicked that posts.
 """
@@ -46,35 +49,50 @@ def serve(library: Path) -> tuple[str, object, threading.Thread]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--library", type=Path, default=ROOT / "mmrec-library")
-    parser.add_argument("--view", default="#/user/alice", help="the page's hash route to show")
+    parser.add_argument(
+        "--view", action="append", help="hash route to show, optionally @HEIGHT (repeat to stack views)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "serve.png")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=860)
-    parser.add_argument("--colors", type=int, default=128, help="palette size of the saved PNG")
+    parser.add_argument("--colors", type=int, default=256, help="palette size of the saved PNG")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args(argv)
 
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
+    views = args.view or ["#/user/alice"]
     base, server, thread = serve(args.library)
+    shots: list[Image.Image] = []
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium, headless=True)
             page = browser.new_page(viewport={"width": args.width, "height": args.height})
             page.set_default_timeout(120_000)
-            page.goto(f"{base}/{args.view}")
-            page.wait_for_selector("main .card")
-            page.wait_for_function("() => [...document.images].every(i => i.complete)")
-            page.wait_for_timeout(300)
-            png = page.screenshot()
+            for view in views:
+                route, _, crop = view.partition("@")
+                page.goto(f"{base}/{route}")
+                page.wait_for_selector("main .card")
+                page.wait_for_function("() => [...document.images].every(i => i.complete)")
+                page.wait_for_timeout(300)
+                shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+                # Stacked views share the first one's header: the others start below theirs.
+                top = page.evaluate("() => document.querySelector('header').offsetHeight") if shots else 0
+                bottom = min(shot.height, int(crop)) if crop else shot.height
+                shots.append(shot.crop((0, top, shot.width, bottom)))
             browser.close()
     finally:
         server.should_exit = True  # type: ignore[attr-defined]
         thread.join(timeout=15)
 
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    small = image.quantize(colors=args.colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    gap = 6
+    image = Image.new("RGB", (args.width, sum(s.height for s in shots) + gap * (len(shots) - 1)), "#c9ced6")
+    y = 0
+    for shot in shots:
+        image.paste(shot, (0, y))
+        y += shot.height + gap
+    small = image.quantize(colors=args.colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     small.save(args.out, optimize=True)
     print(f"{args.out}: {image.width}x{image.height}, {args.out.stat().st_size / 1024:.0f} KB")
