@@ -127,8 +127,7 @@ def build_source(cache: Path, n_sources: int) -> Path:
     lib_path = cache / f"source-{n_sources}" / "library"
     if (lib_path.parent / ".complete").exists():
         return lib_path
-    shutil.rmtree(lib_path.parent, ignore_errors=True)
-    media = lib_path.parent / "media"
+    media = lib_path.parent / "media"  # encoding is incremental: an interrupted build resumes
     write_stamps(media / "images", stamps(n_sources), prefix="")
     data = data_root()
     for src in (

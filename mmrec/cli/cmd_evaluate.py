@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mmrec.cli.common import json_option, print_json
 
-PROTOCOL_CHOICES = ("ms-recommenders", "leave-last-out", "cold-items")
+PROTOCOL_CHOICES = ("ms-recommenders", "leave-last-out", "cold-items", "interactive")
 
 
 def _parse_seeds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -44,6 +44,20 @@ def _parse_seeds(_ctx: click.Context, _param: click.Parameter, value: str) -> tu
 @click.option(
     "--max-users", type=click.IntRange(min=1), default=None, help="Evaluate a random subset of users."
 )
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="interactive only: rounds of recommendations each simulated user answers.",
+)
+@click.option(
+    "--explore",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=0.1,
+    show_default=True,
+    help="interactive only: share of each list the live+explore arm hands to exploration.",
+)
 @json_option
 def evaluate(
     dataset: str,
@@ -52,19 +66,34 @@ def evaluate(
     k: int,
     seeds: tuple[int, ...],
     max_users: int | None,
+    rounds: int,
+    explore: float,
     as_json: bool,
 ) -> None:
-    """Score mmrec's hybrid recommender and the random, popularity, collaborative and content baselines."""
-    from mmrec.evaluate.protocols import run_evaluation
+    """Score mmrec's hybrid recommender against baselines, or (``--protocol interactive``) replay
+    rounds of live feedback for three arms: static, live, live with exploration."""
+    if protocol == "interactive":
+        from mmrec.evaluate.interactive import run_interactive
 
-    report = run_evaluation(dataset, protocol, k=k, seeds=seeds, split_by=split_by, max_users=max_users)
+        if split_by is not None:
+            raise click.BadParameter("only the ms-recommenders protocol takes it", param_hint="--split-by")
+        report = run_interactive(
+            dataset, k=k, rounds=rounds, seeds=seeds, explore=explore, max_users=max_users
+        )
+    else:
+        from mmrec.evaluate.protocols import run_evaluation
+
+        report = run_evaluation(dataset, protocol, k=k, seeds=seeds, split_by=split_by, max_users=max_users)
     if as_json:
         print_json(report)
     else:
         console = Console()
         if not console.is_terminal:  # piped or captured: keep all metric columns readable
             console = Console(width=200)
-        console.print(render_table(report))
+        if protocol == "interactive":
+            console.print(render_interactive(report))
+        else:
+            console.print(render_table(report))
 
 
 def render_table(report: dict[str, Any]) -> Table:
@@ -82,4 +111,33 @@ def render_table(report: dict[str, Any]) -> Table:
         table.add_row(
             name, *(f"{values[key]:.4f}" for key in keys), style="bold" if name == "mmrec" else None
         )
+    return table
+
+
+def render_interactive(report: dict[str, Any]) -> Table:
+    """One row per round, the three arms side by side: hits, nDCG@k, coverage and diversity, then totals."""
+    k = report["k"]
+    arms = list(report["arms"])
+    n_users = report["per_seed"][0]["n_users"] if report.get("per_seed") else 0
+    table = Table(
+        title=f"{report['dataset']} · interactive · k={k} · {report['rounds']} rounds · explore "
+        f"{report['explore']} · {n_users} users · seeds {report['seeds']}",
+        caption="hits: mean accepted items per user; cov: catalogue coverage; ILD: intra-list diversity; "
+        "total: cumulative hits and coverage, mean nDCG and ILD over rounds",
+    )
+    table.add_column("round", justify="right")
+    for arm in arms:
+        for col in ("hits", f"nDCG@{k}", "cov", "ILD"):
+            table.add_column(f"{arm}\n{col}", justify="right")
+    keys = ("hits", f"ndcg@{k}", "coverage", "intra_list_diversity")
+    for r in range(report["rounds"]):
+        cells = [f"{report['arms'][a]['rounds'][r][key]:.3f}" for a in arms for key in keys]
+        table.add_row(str(r + 1), *cells)
+    final_keys = ("cum_hits", f"mean_ndcg@{k}", "cum_coverage", "mean_intra_list_diversity")
+    table.add_row(
+        "total",
+        *(f"{report['arms'][a]['final'][key]:.3f}" for a in arms for key in final_keys),
+        style="bold",
+        end_section=True,
+    )
     return table

@@ -1,4 +1,4 @@
-"""``events.sqlite`` in the library folder: events, analysed comments and user profiles.
+"""``events.sqlite`` in the library folder: events, analysed comments, served lists and user profiles.
 
 Its own SQLite file (WAL) so ingesting events never contends with the catalog writer. A UNIQUE
 constraint over each row's natural key makes re-ingesting a file a no-op.
@@ -18,6 +18,8 @@ from typing import Any, Protocol
 from mmrec.events.records import CommentRecord, EventRecord
 
 FILENAME = "events.sqlite"
+# Events that say "shown, not wanted": a serving answered by one of these counts as skipped.
+NEGATIVE_EVENTS = ("skip", "dislike")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -45,6 +47,14 @@ CREATE TABLE IF NOT EXISTS comments (
     UNIQUE (user_id, item_id, timestamp, text_hash)
 );
 CREATE INDEX IF NOT EXISTS comments_user ON comments (user_id, timestamp);
+CREATE TABLE IF NOT EXISTS served (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    UNIQUE (user_id, item_id, ts)
+);
+CREATE INDEX IF NOT EXISTS served_user ON served (user_id, ts);
 CREATE TABLE IF NOT EXISTS profiles (
     user_id TEXT PRIMARY KEY,
     data BLOB NOT NULL,
@@ -69,6 +79,21 @@ class StoredComment:
     language: str | None
     sentiment: float | None
     keywords: list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class ServedStat:
+    """How one item fared with one user: served ``times_served`` times, last at ``last_served``.
+
+    A serving is *skipped* when the user answered it with a skip or dislike, or ignored it: no event
+    on the item before the item was served again and the user had asked for a later list. A serving
+    is *engaged* when any other event on the item followed it.
+    """
+
+    times_served: int
+    last_served: float  # unix time
+    times_skipped: int
+    times_engaged: int
 
 
 class _BackgroundCheckpointer:
@@ -222,7 +247,7 @@ class EventStore:
         with self._lock:
             return {
                 t: int(self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
-                for t in ("events", "comments", "profiles")
+                for t in ("events", "comments", "profiles", "served")
             }
 
     def iter_events(self, batch: int = 10000) -> Iterator[EventRecord]:
@@ -259,6 +284,61 @@ class EventStore:
                 (limit,),
             ).fetchall()
         return [(str(i), int(n)) for i, n in rows]
+
+    # --- served lists: what the recommender showed, so skips can count ---
+    def record_served(self, user_id: str, item_ids: Sequence[str], ts: float) -> None:
+        """Remember that ``item_ids`` were shown to ``user_id`` as one list at ``ts`` (idempotent)."""
+        with self._lock, self._conn:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO served (user_id, item_id, ts) VALUES (?,?,?)",
+                [(user_id, str(i), float(ts)) for i in item_ids],
+            )
+
+    def served(
+        self, user_id: str, since: float | None = None, as_of: float | None = None, settle_s: float = 0.0
+    ) -> dict[str, ServedStat]:
+        """Per item served to ``user_id`` (at or after ``since``): counts of servings, skips, engagements.
+
+        An unanswered serving counts as ignored once the user moved on: a later list was served, or
+        (with ``as_of``, the time of a new request) the user is asking again. Either must come more
+        than ``settle_s`` after the serving, so a reload right away does not skip the whole list.
+        """
+        lo = float("-inf") if since is None else float(since)
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    "SELECT item_id, ts FROM served WHERE user_id=? AND ts>=? ORDER BY ts, id", (user_id, lo)
+                ).fetchall()
+            except sqlite3.OperationalError:  # a database no writer of this version has opened yet
+                return {}
+            if not rows:
+                return {}
+            responses = self._conn.execute(
+                "SELECT item_id, event, timestamp FROM events WHERE user_id=? AND timestamp>=? AND item_id IN"
+                " (SELECT item_id FROM served WHERE user_id=? AND ts>=?) ORDER BY timestamp",
+                (user_id, rows[0][1], user_id, lo),
+            ).fetchall()
+        moved_on = max(max(float(ts) for _, ts in rows), float("-inf") if as_of is None else float(as_of))
+        by_item: dict[str, list[float]] = {}
+        for item, ts in rows:
+            by_item.setdefault(str(item), []).append(float(ts))
+        answers: dict[str, list[tuple[float, bool]]] = {}
+        for item, event, ts in responses:
+            answers.setdefault(str(item), []).append((float(ts), event in NEGATIVE_EVENTS))
+        out: dict[str, ServedStat] = {}
+        for item, times in by_item.items():
+            skipped = engaged = 0
+            for n, ts in enumerate(times):
+                end = times[n + 1] if n + 1 < len(times) else float("inf")
+                window = [neg for t, neg in answers.get(item, []) if ts <= t < end]
+                if any(window):
+                    skipped += 1
+                elif window:
+                    engaged += 1
+                elif moved_on - ts > settle_s:  # a later list was asked for and this item was passed over
+                    skipped += 1
+            out[item] = ServedStat(len(times), times[-1], skipped, engaged)
+        return out
 
     # Profiles are stored here too (one database per library); mmrec.profiles owns their encoding.
     def put_profile_blob(self, user_id: str, data: bytes, updated: float) -> None:

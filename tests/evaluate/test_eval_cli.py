@@ -58,3 +58,20 @@ def test_table_output_and_errors(small_dataset: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "comma-separated integers" in bad.output
     missing = CliRunner().invoke(evaluate, ["--dataset", str(tmp_path / "none")])
     assert isinstance(missing.exception, InvalidInputError) and "not a folder" in str(missing.exception)
+
+
+def test_interactive_protocol_prints_three_arms(small_dataset: Path) -> None:
+    base = ["--dataset", str(small_dataset), "--protocol", "interactive", "--rounds", "2", "--max-users", "6"]
+    result = CliRunner().invoke(evaluate, [*base, "--seeds", "3", "--k", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (
+        report["protocol"] == "interactive"
+        and report["k"] == 5
+        and len(report["arms"]["live"]["rounds"]) == 2
+    )
+    table = CliRunner().invoke(evaluate, [*base, "--seeds", "3", "--k", "5"])
+    assert table.exit_code == 0, table.output
+    assert "live+explore" in table.output and "static" in table.output and "total" in table.output
+    bad = CliRunner().invoke(evaluate, [*base, "--split-by", "user"])
+    assert bad.exit_code == 2 and "ms-recommenders" in bad.output
