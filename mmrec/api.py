@@ -42,7 +42,7 @@ from mmrec.results import (
     ProfileSummary,
     RecommendationList,
 )
-from mmrec.search import SearchFilters, SearchResponse, search_vector
+from mmrec.search import TEXT_BLOCKS, BlockLayout, SearchFilters, SearchResponse, block_dims, search_vector
 from mmrec.store import ItemRecord, LibraryStore
 
 if TYPE_CHECKING:
@@ -56,7 +56,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-TEXT_BLOCKS = ("text", "tags", "vtags", "speech")
 MAX_PAGE = 1000
 
 
@@ -118,6 +117,20 @@ class Library:
             return library_fusion(self.store, lambda: self.models, self.device)
 
         return self._once("fusion", build)
+
+    def _layout(self) -> BlockLayout | Fusion:
+        """What explains a score by modality: the fusion when loaded, else its block layout from the
+        manifest (no torch, no encoder), provided its width is the index's."""
+        fusion = self._cache.get("fusion")
+        if fusion is not None:
+            return fusion
+        layout = self._once(
+            "layout", lambda: BlockLayout(block_dims(self.store.manifest().get("models") or {}))
+        )
+        inner = self.index.index
+        if inner is None or layout.dim != inner.dim:
+            return self.fusion
+        return layout
 
     @property
     def index(self) -> LibraryIndex:
@@ -197,6 +210,7 @@ class Library:
                 if fusion_version(self.store.manifest()) != self._fusion_key:
                     self._forget("fusion")
                     changed = True
+            self._forget("layout")
         index = self._cache.get("index")
         if index is not None and self.store.seq() != index.seq:
             index.catch_up()
@@ -457,7 +471,9 @@ class Library:
         if record.key is None or record.status != "ok":
             raise ItemNotFoundError(str(query))
         vec = self.store.fused([record.key])[0]
-        hits = search_vector(self.store, self.index, self.fusion, vec, k, filters, exclude_keys=[record.key])
+        hits = search_vector(
+            self.store, self.index, self._layout(), vec, k, filters, exclude_keys=[record.key]
+        )
         return SearchResponse(query={"item_id": record.item_id, "path": record.path}, results=hits)
 
     def similar_to_upload(
