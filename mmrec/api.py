@@ -14,6 +14,7 @@ do, under the store's writer lock.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import tempfile
 import threading
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from mmrec.recommend.recommender import Recommender
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 MAX_PAGE = 1000
 
@@ -79,6 +81,7 @@ class Library:
         self._analyzers: dict[str, CommentAnalyzer] = {}
         self._manifest_stamp = self._stamp()
         self._fusion_key: str | None = None
+        self._refitting: threading.Thread | None = None
 
     # ----------------------------------------------------------------- lazy parts
     def _once(self, name: str, build: Callable[[], T]) -> T:
@@ -624,6 +627,7 @@ class Library:
                 observe = getattr(reco, "observe", None)
                 if new_events and callable(observe):
                     observe(new_events)
+                    self._refit_if_needed(reco)
         return IngestResult(
             kind=parsed.kind,
             added=len(added),
@@ -633,8 +637,37 @@ class Library:
             profiles_updated=updated,
         )
 
+    def _refit_if_needed(self, reco: object) -> None:
+        """Refit the collaborative model in the background once enough events were folded in.
+
+        One refit at a time; requests keep the old model until the recommender swaps the new one in.
+        """
+        needs = getattr(reco, "needs_refit", None)
+        refit = getattr(reco, "refit", None)
+        if not (callable(needs) and callable(refit)) or not needs():
+            return
+        with self._lock:
+            if self._refitting is not None and self._refitting.is_alive():
+                return
+
+            def run() -> None:
+                try:
+                    refit()
+                except Exception:  # the old model keeps serving; the next event tries again
+                    log.exception("background refit of the collaborative model failed")
+
+            self._refitting = threading.Thread(target=run, name="mmrec-refit", daemon=True)
+            self._refitting.start()
+
+    def wait_for_refit(self, timeout_s: float | None = None) -> None:
+        """Block until a background refit (if any) is done (tests, shutdown)."""
+        thread = self._refitting
+        if thread is not None:
+            thread.join(timeout_s)
+
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
+        self.wait_for_refit()
         events = self._cache.pop("events", None)
         if events is not None:
             events.close()

@@ -211,3 +211,18 @@ def test_queries_by_id_and_user_do_not_even_import_torch(library: Library) -> No
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "none"
+
+
+def test_enough_live_events_refit_the_collaborative_model(library: Library) -> None:
+    try:
+        from mmrec.recommend.recommender import RefitPolicy  # type: ignore[attr-defined]
+    except ImportError:
+        pytest.skip("fold-in and refits arrive with the recommender of branch reco-loop")
+    library.add_events([{"user_id": "rex", "item_id": "images/dog.png", "event": "like"}])
+    reco = library.recommender
+    reco.refit_policy = RefitPolicy(max_pending_events=2)
+    library.add_events([{"user_id": "rex", "item_id": "images/elephant.png", "event": "like"}])
+    library.add_events([{"user_id": "rex", "item_id": "images/banana.png", "event": "like"}])
+    library.wait_for_refit(60)
+    assert reco.pending_events == 0  # refitted in the background on every stored event
+    assert "images/banana.png" in reco.cf_items
