@@ -165,6 +165,8 @@ def test_a_reader_never_rebuilds_a_missing_index(copy: Path) -> None:
     try:
         with pytest.raises(IndexUnavailableError, match="mmrec reindex"):
             lib.similar("images/dog.png", k=1)
+        info = lib.info()
+        assert info.index is None and "mmrec reindex" in (info.index_error or "")
         assert not list((copy / "index").iterdir())  # nothing rebuilt or saved by the reader
         assert lib.reindex().ntotal == 9  # the writer's command does it
         assert lib.similar("images/dog.png", k=1).results[0].item_id == "images/elephant.png"
