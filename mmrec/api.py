@@ -112,7 +112,9 @@ class Library:
 
     @property
     def fusion(self) -> Fusion:
-        """The library's fusion; built from the manifest alone, so it never loads an encoder."""
+        """The library's fusion, built without encoder weights: a trained checkpoint, or the default
+        with the block widths of the models the manifest recorded (bundled models' widths are static
+        facts when a manifest predates that record)."""
 
         def build() -> Fusion:
             from pipelines.fusion_select import fusion_version, library_fusion
@@ -546,7 +548,7 @@ class Library:
             raise UnknownUserError(user_id)
         reco = self.recommender
         extra: dict[str, Any] = {}
-        accepted = _parameters(reco.recommend)
+        accepted = self._once("recommend_parameters", lambda: _parameters(reco.recommend))
         if explore is not None and "explore" in accepted:
             extra["explore"] = explore
         if record_served and "record_served" in accepted:
