@@ -18,6 +18,21 @@ from pipelines.discover import Alias, Discovery, SourceItem, partial_hash
 
 FileState = tuple[int | None, float | None, str | None, str]
 _MTIME_TOL = 1e-3
+# Reasons that earlier versions recorded for failures of the machine, not the file (a pool that could
+# not start, timeouts, the OOM killer): such a row is retried instead of skipped as failed.
+_ENVIRONMENT_REASONS = (
+    "All workers expired",
+    "The Pool is not active",
+    "Unexpected error within the Pool",
+    "the worker was killed",  # the per-file timeout
+    "(exit code -9)",
+    "killed by signal SIGKILL",
+)
+
+
+def is_environment_reason(reason: str) -> bool:
+    """Whether a recorded failure reason blames the environment rather than the file."""
+    return any(marker in reason for marker in _ENVIRONMENT_REASONS)
 
 
 class PlanStore(Protocol):
@@ -84,6 +99,8 @@ def make_plan(
     """
     plan = Plan(aliases=list(found.aliases))
     states = store.file_states()
+    failures = getattr(store, "failures", None)
+    retry_paths = {p for p, reason, _ in failures() if is_environment_reason(reason)} if failures else set()
     by_path: dict[str, str] = {}
     if source is not None:
         by_path = assign_ids(found, store, source)
@@ -105,7 +122,7 @@ def make_plan(
                 if status == "ok":
                     plan.unchanged += 1
                     continue
-                if not retry_failed:
+                if not retry_failed and item.path not in retry_paths:
                     plan.skipped_failed += 1
                     continue
             elif same_meta and item.reject_reason is None:

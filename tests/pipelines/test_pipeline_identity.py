@@ -226,3 +226,24 @@ def test_two_files_with_one_sidecar_id_keep_both(tmp_path: Path, data_dir: Path,
         )
     ]
     assert len(discover(media).files) == 2
+
+
+def test_environment_failures_recorded_by_older_versions_are_retried(
+    tmp_path: Path, data_dir: Path, models
+) -> None:
+    """Libraries hit by the "All workers expired" bug: those rows no longer block their files."""
+    from pipelines.discover import partial_hash
+    from pipelines.plan import item_hash
+
+    media = tmp_path / "media"
+    media.mkdir()
+    for src in _stamps(data_dir):
+        shutil.copy(src, media / src.name)
+    library = tmp_path / "lib"
+    reasons = ["All workers expired", "took longer than 300 s; the worker was killed", "not a media file"]
+    with LibraryStore.open(library) as store:
+        for f, reason in zip(discover(media).files, reasons, strict=True):
+            store.record_failure(f.path, reason, f.size, f.mtime, item_hash(f, partial_hash(f.path)))
+    summary = run_encode(media, library, models=models, **SERIAL)
+    assert (summary.encoded, summary.skipped_failed) == (2, 1)  # the file's own failure stays
+    assert sorted(_items(library)) == ["kangaroo.png", "koala.png"]
