@@ -337,6 +337,20 @@ def _unreadable(path: Path, root: Path, reason: str) -> SourceItem:
     )
 
 
+def _sniff(path: Path, st: os.stat_result) -> tuple[str | None, str | None]:
+    """(kind, reject reason) from the file's type, size and first bytes."""
+    if not stat.S_ISREG(st.st_mode):
+        return None, "empty file" if st.st_size == 0 else "not a regular file"
+    if st.st_size == 0:
+        return None, "empty file"
+    try:
+        with open(path, "rb") as fh:
+            kind = sniff_kind(fh.read(512))
+    except OSError as exc:
+        return None, f"cannot read the file ({_os_reason(exc)})"
+    return kind, None if kind is not None else "not a media file"
+
+
 def _source_for(
     path: Path, root: Path, manifest_meta: dict[str, ItemMeta]
 ) -> tuple[SourceItem, tuple[int, int] | None, bool]:
@@ -358,25 +372,20 @@ def _source_for(
     rel = path.relative_to(root).as_posix()
     meta = manifest_meta.get(abspath)
     sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
-    if meta is None and sidecar.exists():
-        meta = read_sidecar(sidecar)
-    meta = meta or ItemMeta()
-    item_id = meta.item_id or rel
     kind: str | None = None
     reason: str | None = None
-    if not stat.S_ISREG(st.st_mode):
-        reason = "empty file" if st.st_size == 0 else "not a regular file"
-    elif st.st_size == 0:
-        reason = "empty file"
-    else:
+    if meta is None and sidecar.exists():
         try:
-            with open(path, "rb") as fh:
-                kind = sniff_kind(fh.read(512))
-        except OSError as exc:
-            reason = f"cannot read the file ({_os_reason(exc)})"
-        else:
-            if kind is None:
-                reason = "not a media file"
+            meta = read_sidecar(sidecar)
+        except InvalidInputError as exc:
+            # The file fails, not the run; the error is part of the metadata digest, so fixing
+            # the sidecar makes the next run try the file again.
+            reason = str(exc)
+            meta = ItemMeta(extra={"sidecar_error": reason})
+    meta = meta or ItemMeta()
+    item_id = meta.item_id or rel
+    if reason is None:
+        kind, reason = _sniff(path, st)
     item = SourceItem(
         item_id=item_id,
         path=abspath,

@@ -144,20 +144,27 @@ def test_dangling_links_and_loops_are_failures_not_a_crash(tmp_path: Path, data_
     (media / "ping.png").symlink_to("pong.png")
     (media / "pong.png").symlink_to("ping.png")
     (media / "dirloop").symlink_to(media)  # a folder link back up is not followed
+    shutil.copy(_stamps(data_dir)[1], media / "sidecar.png")
+    (media / "sidecar.png.json").write_text("{not json")
     library = tmp_path / "lib"
     summary = run_encode(media, library, models=models, **SERIAL)
-    assert summary.encoded == 1 and summary.failed == 4
+    assert summary.encoded == 1 and summary.failed == 5
     reasons = {Path(p).name: r for p, r in summary.failures}
+    assert reasons.pop("sidecar.png").startswith(
+        f"{media / 'sidecar.png.json'}: sidecar is not readable JSON"
+    )
     assert reasons["dangling.png"] == f"dangling symlink (its target {media / 'nowhere.png'} does not exist)"
     assert reasons["loop.png"] == reasons["ping.png"] == reasons["pong.png"] == "symlink loop"
     assert list(_items(library)) == ["good.png"]
     with LibraryStore.open(library, create=False) as store:
-        assert {Path(p).name for p, _, _ in store.failures()} == set(reasons)
+        assert {Path(p).name for p, _, _ in store.failures()} == {*reasons, "sidecar.png"}
     again = run_encode(media, library, models=models, **SERIAL)
-    assert (again.encoded, again.failed, again.skipped_failed, again.skipped_unchanged) == (0, 0, 4, 1)
+    assert (again.encoded, again.failed, again.skipped_failed, again.skipped_unchanged) == (0, 0, 5, 1)
     (media / "nowhere.png").symlink_to("good.png")  # the dangling link now names good.png
+    (media / "sidecar.png.json").write_text('{"title": "Kangaroo"}')  # fixed: tried again
     third = run_encode(media, library, models=models, **SERIAL)
-    assert third.encoded == 0 and [Path(p).name for p, _ in third.aliases] == ["dangling.png", "nowhere.png"]
+    assert third.encoded == 1 and _items(library)["sidecar.png"] == str(media / "sidecar.png")
+    assert [Path(p).name for p, _ in third.aliases] == ["dangling.png", "nowhere.png"]
     with LibraryStore.open(library, create=False) as store:  # the link is an alias now, not a failure
         assert {Path(p).name for p, _, _ in store.failures()} == {"loop.png", "ping.png", "pong.png"}
 
