@@ -46,6 +46,8 @@ class PlanStore(Protocol):
 
     def identities(self) -> tuple[dict[str, str], dict[str, str | None]]: ...
 
+    def sources(self) -> list[Source]: ...
+
 
 @dataclass
 class Plan:
@@ -171,18 +173,20 @@ def assign_ids(found: Discovery, store: PlanStore, source: Source) -> dict[str, 
 
     The rule (docs/architecture.md, "Item identity"): a sidecar/manifest ``item_id`` is used as
     given; otherwise a file keeps the id already stored for its path when that id is one of its
-    default forms (so re-encoding never flips an id), else it gets ``source.prefix + rel`` and, if
+    default forms here or under a registered folder that contains it (so re-encoding a folder, or
+    a subfolder of one, never flips an id), else it gets ``source.prefix + rel`` and, if
     another file already owns that, ``label:rel``. An id owned by another file that still exists,
     or given to two files of this walk, is never taken over: the file is rejected with the reason.
     """
     by_path, by_id = store.identities()
+    nesting = [s for s in store.sources() if s.root != source.root]
     claimed: dict[str, str] = {}
     for item in found.files:
         assert item.path is not None
         if item.rel is not None and item.meta.item_id is None:
             forms = (source.prefix + item.rel, source.qualified(item.rel), item.rel)
             stored = by_path.get(item.path)
-            if stored in forms:
+            if stored in forms or stored in _forms_elsewhere(str(found.root / item.rel), nesting):
                 item.item_id = stored
             else:
                 primary = forms[0]
@@ -206,6 +210,17 @@ def assign_ids(found: Discovery, store: PlanStore, source: Source) -> dict[str, 
             continue
         claimed[item.item_id] = item.path
     return by_path
+
+
+def _forms_elsewhere(entry: str, sources: list[Source]) -> set[str]:
+    """Default ids the entry has under other registered folders that contain it (a parent folder
+    encoded earlier): a file keeps such an id, so encoding a subfolder never renames its items."""
+    out: set[str] = set()
+    for s in sources:
+        if entry.startswith(s.root.rstrip("/") + "/"):
+            rel = entry[len(s.root.rstrip("/")) + 1 :]
+            out.update((s.prefix + rel, s.qualified(rel)))
+    return out
 
 
 def _safe_hash(hasher: Callable[[str, int | None], str], item: SourceItem) -> str | None:

@@ -85,6 +85,29 @@ def test_two_folders_never_replace_each_other(tmp_path: Path, data_dir: Path, mo
     assert len(_items(library)) == 4
 
 
+def test_a_subfolder_keeps_the_ids_its_parent_gave(tmp_path: Path, data_dir: Path, models) -> None:
+    koala, kangaroo, _ = _stamps(data_dir)
+    parent = tmp_path / "media"
+    (parent / "photos").mkdir(parents=True)
+    shutil.copy(koala, parent / "photos" / "koala.png")
+    shutil.copy(kangaroo, parent / "kangaroo.png")
+    library = tmp_path / "lib"
+    assert run_encode(parent, library, models=models, **SERIAL).encoded == 2
+    ids = _items(library)
+    sub = run_encode(parent / "photos", library, models=models, **SERIAL)
+    again = run_encode(parent, library, models=models, **SERIAL)
+    assert (sub.encoded, sub.deleted, sub.skipped_unchanged) == (0, 0, 1)
+    assert (again.encoded, again.deleted, again.skipped_unchanged) == (0, 0, 2)
+    assert (
+        _items(library)
+        == ids
+        == {
+            "photos/koala.png": str(parent / "photos" / "koala.png"),
+            "kangaroo.png": str(parent / "kangaroo.png"),
+        }
+    )
+
+
 def test_an_older_library_keeps_its_ids(tmp_path: Path, data_dir: Path, models) -> None:
     """A library written before sources were recorded: its ids stay valid, collisions are avoided."""
     koala, kangaroo, wombat = _stamps(data_dir)
