@@ -9,9 +9,11 @@ word on a file's kind; the sniff only filters out what is plainly not media.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,20 @@ class SourceItem:
     mtime: float | None = None
     meta: ItemMeta = field(default_factory=ItemMeta)
     reject_reason: str | None = None
+    rel: str | None = None  # the entry's path under the walked root (the link's own name for a symlink)
+
+    @property
+    def explicit_id(self) -> bool:
+        """Whether the user named the item (sidecar or manifest) rather than leaving the id to its path."""
+        return self.meta.item_id is not None or self.path is None
+
+
+@dataclass
+class Alias:
+    """A second name of a file already found in the same walk (symlink or hard link): no item of its own."""
+
+    path: str  # the alias's own path (not resolved)
+    target: SourceItem  # the entry that holds the item
 
 
 @dataclass
@@ -61,6 +77,7 @@ class Discovery:
     root: Path
     files: list[SourceItem]
     text_items: list[SourceItem]
+    aliases: list[Alias] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- magic bytes
@@ -199,9 +216,18 @@ def read_manifest(path: str | Path) -> list[tuple[str | None, ItemMeta]]:
 # --------------------------------------------------------------------------- the walk
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Regular files under ``root``, sorted, skipping hidden files and folders."""
-    for dirpath, dirnames, filenames in os.walk(root):
+def _walk(root: Path, unreadable: list[tuple[Path, OSError]]) -> Iterator[Path]:
+    """Entries under ``root`` that are not folders, sorted, skipping hidden files and folders.
+
+    Folders that cannot be listed go to ``unreadable`` (``os.walk`` would skip them silently).
+    Symlinked folders are not followed, so a link to ``/`` or a loop of folders walks nothing.
+    """
+
+    def onerror(exc: OSError) -> None:
+        if exc.filename is not None:
+            unreadable.append((Path(exc.filename), exc))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith("."):
@@ -226,39 +252,141 @@ def discover(media_dir: str | Path, manifest: str | Path | None = None) -> Disco
             else:
                 p = Path(media)
                 by_path[str((p if p.is_absolute() else root / p).resolve())] = meta
-    paths = list(_walk(root))
+    unreadable: list[tuple[Path, OSError]] = []
+    paths = list(_walk(root, unreadable))
     per_dir: dict[Path, set[str]] = {}
     for p in paths:
         per_dir.setdefault(p.parent, set()).add(p.name)
     files: list[SourceItem] = []
     # The manifest may live inside the media folder (a common layout): it is metadata, not media.
     manifest_path = str(Path(manifest).resolve()) if manifest is not None else None
+    entries: list[tuple[SourceItem, tuple[int, int] | None, bool]] = []
     for p in paths:
-        if _is_sidecar(p, per_dir[p.parent]) or str(p.resolve()) == manifest_path:
+        if _is_sidecar(p, per_dir[p.parent]) or (manifest_path is not None and _resolved(p) == manifest_path):
             continue
-        files.append(_source_for(p, root, by_path))
-    return Discovery(root=root, files=files, text_items=text_items)
+        entries.append(_source_for(p, root, by_path))
+    for folder, exc in unreadable:
+        entries.append(
+            (_unreadable(folder, root, f"cannot list this folder ({_os_reason(exc)})"), None, False)
+        )
+    files, aliases = _split_aliases(entries, root)
+    return Discovery(root=root, files=files, text_items=text_items, aliases=aliases)
 
 
-def _source_for(path: Path, root: Path, manifest_meta: dict[str, ItemMeta]) -> SourceItem:
-    st = path.stat()
-    abspath = str(path.resolve())
-    meta = manifest_meta.get(abspath)
-    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
-    if meta is None and sidecar.exists():
-        meta = read_sidecar(sidecar)
-    meta = meta or ItemMeta()
-    item_id = meta.item_id or path.relative_to(root).as_posix()
-    kind: str | None
-    reason: str | None = None
+def _split_aliases(
+    entries: list[tuple[SourceItem, tuple[int, int] | None, bool]], root: Path
+) -> tuple[list[SourceItem], list[Alias]]:
+    """One item per file: entries that are the same file (device, inode) collapse into one.
+
+    The real file wins over symlinks to it, then the first name in walk order; the other names
+    are aliases. Without this, ``alias.png -> 050.png`` gave two encodes of one path, and the
+    alias's id took the item while ``050.png`` got none.
+    """
+    groups: dict[tuple[int, int], list[tuple[SourceItem, bool]]] = {}
+    for item, ident, is_link in entries:
+        if ident is not None:
+            groups.setdefault(ident, []).append((item, is_link))
+    holder: dict[int, SourceItem] = {}
+    for members in groups.values():
+        owner = next((it for it, link in members if not link), members[0][0])
+        for it, _ in members:
+            holder[id(it)] = owner
+    files: list[SourceItem] = []
+    aliases: list[Alias] = []
+    for item, ident, _ in entries:
+        owner = holder.get(id(item), item) if ident is not None else item
+        if owner is item:
+            files.append(item)
+        else:
+            aliases.append(Alias(path=str(root / (item.rel or "")), target=owner))
+    return files, aliases
+
+
+def _resolved(path: Path) -> str | None:
+    try:
+        return str(path.resolve(strict=True))
+    except (OSError, RuntimeError):
+        return None
+
+
+def _os_reason(exc: OSError) -> str:
+    """A short, stable reason for an OS error (the same text on every run: failures are compared)."""
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return os.strerror(exc.errno) if exc.errno else type(exc).__name__
+
+
+def _unreadable(path: Path, root: Path, reason: str) -> SourceItem:
+    """A failure entry for something that cannot be read, keyed by its own (unresolved) path."""
+    try:
+        st = os.lstat(path)
+        size, mtime = st.st_size, st.st_mtime
+    except OSError:
+        size, mtime = None, None
+    rel = os.path.relpath(path, root).replace(os.sep, "/")
+    return SourceItem(
+        item_id=rel,
+        path=os.path.abspath(path),
+        kind=None,
+        size=size,
+        mtime=mtime,
+        reject_reason=reason,
+        rel=rel,
+    )
+
+
+def _sniff(path: Path, st: os.stat_result) -> tuple[str | None, str | None]:
+    """(kind, reject reason) from the file's type, size and first bytes."""
+    if not stat.S_ISREG(st.st_mode):
+        return None, "empty file" if st.st_size == 0 else "not a regular file"
     if st.st_size == 0:
-        kind, reason = None, "empty file"
-    else:
+        return None, "empty file"
+    try:
         with open(path, "rb") as fh:
             kind = sniff_kind(fh.read(512))
-        if kind is None:
-            reason = "not a media file"
-    return SourceItem(
+    except OSError as exc:
+        return None, f"cannot read the file ({_os_reason(exc)})"
+    return kind, None if kind is not None else "not a media file"
+
+
+def _source_for(
+    path: Path, root: Path, manifest_meta: dict[str, ItemMeta]
+) -> tuple[SourceItem, tuple[int, int] | None, bool]:
+    """The entry for one walked name, its file identity (device, inode) and whether it is a symlink.
+
+    Dangling links, link loops and unreadable files become rejected entries with the reason: one
+    of them must never stop the walk.
+    """
+    is_link = path.is_symlink()
+    try:
+        st = path.stat()
+    except OSError as exc:
+        if is_link and exc.errno == errno.ENOENT:
+            reason = f"dangling symlink (its target {os.readlink(path)} does not exist)"
+        else:
+            reason = ("symlink: " if is_link and exc.errno != errno.ELOOP else "") + _os_reason(exc)
+        return _unreadable(path, root, reason), None, is_link
+    abspath = str(path.resolve())
+    rel = path.relative_to(root).as_posix()
+    meta = manifest_meta.get(abspath)
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    kind: str | None = None
+    reason: str | None = None
+    if meta is None and sidecar.exists():
+        try:
+            meta = read_sidecar(sidecar)
+        except InvalidInputError as exc:
+            # The file fails, not the run; the error is part of the metadata digest, so fixing
+            # the sidecar makes the next run try the file again.
+            reason = str(exc)
+            meta = ItemMeta(extra={"sidecar_error": reason})
+    meta = meta or ItemMeta()
+    item_id = meta.item_id or rel
+    if reason is None:
+        kind, reason = _sniff(path, st)
+    item = SourceItem(
         item_id=item_id,
         path=abspath,
         kind=kind,
@@ -266,4 +394,6 @@ def _source_for(path: Path, root: Path, manifest_meta: dict[str, ItemMeta]) -> S
         mtime=st.st_mtime,
         meta=meta,
         reject_reason=reason,
+        rel=rel,
     )
+    return item, (st.st_dev, st.st_ino), is_link

@@ -8,6 +8,7 @@ holds at most one batch of decoded media.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -17,17 +18,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from encoders.media.errors import DecoderCrashedError, DecodeTimeoutError
 from encoders.media.thumbnail import ThumbnailImage
 from mmrec.store import EncodedItem, ItemRecord, LibraryStore
 from pipelines.decode import Decoded, DecodeTask, decode_task, spec_for_model_set
 from pipelines.discover import SourceItem, discover
-from pipelines.encode_worker import EncodeTask, WorkerEncoded, decode_encode_task
-from pipelines.errors import EncodeAbortedError
+from pipelines.encode_worker import EncodeTask, ReadyCheck, WorkerEncoded, decode_encode_task, worker_ready
+from pipelines.errors import EncodeAbortedError, WorkerPoolBrokenError, WorkerStartError
 from pipelines.fusion_select import library_fusion
 from pipelines.item_encoder import EncodedVectors, EncodeInput, encode_batch
 from pipelines.plan import Plan, ensure_hash, make_plan
 from pipelines.progress import EncodeProgress
-from pipelines.runner import Engine, LocalEngine, SerialEngine, StageTimer
+from pipelines.runner import (
+    Engine,
+    LocalEngine,
+    PoolBrokenError,
+    SerialEngine,
+    StageTimer,
+    TaskTimeoutError,
+    WorkerCrashedError,
+)
+from pipelines.runner import worker_ready as decode_worker_ready
 from pipelines.thumbnails import as_stored
 
 INDEX_EVERY_COMMITS = 20
@@ -35,6 +46,7 @@ INDEX_EVERY_COMMITS = 20
 DECODE_WORKER_PRELOAD = ("numpy", "av", "PIL.Image", "pipelines.decode")
 ENCODE_WORKER_PRELOAD = (*DECODE_WORKER_PRELOAD, "torch", "onnxruntime", "pipelines.encode_worker")
 DECODE_TIMEOUT_S = 300.0
+STARTUP_TIMEOUT_S = 300.0  # the start-up probe: a worker imports torch and loads its models first
 
 
 @dataclass
@@ -46,6 +58,8 @@ class EncodeSummary:
     skipped_failed: int = 0
     failed: int = 0
     deleted: int = 0
+    retry_next_run: int = 0  # failures of the environment (timeouts, killed workers): not recorded
+    aliases: list[tuple[str, str]] = field(default_factory=list)  # (alias path, id of the item it names)
     failure_reasons: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -60,6 +74,7 @@ class EncodeSummary:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["failures"] = [{"path": p, "reason": r} for p, r in self.failures]
+        out["aliases"] = [{"path": p, "item_id": i} for p, i in self.aliases]
         out["files_per_s"] = round(self.files_per_s, 3)
         out["elapsed_s"] = round(self.elapsed_s, 3)
         return out
@@ -85,6 +100,25 @@ def _reason_label(exc: BaseException) -> str:
 def _reason_text(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
     return str(reason) if reason else (str(exc) or type(exc).__name__)
+
+
+_OOM_KILL = -9  # the kernel's OOM killer sends SIGKILL
+
+
+def is_environment_failure(exc: BaseException) -> bool:
+    """Whether a failure came from the machine rather than the file, so the next run tries again.
+
+    Timeouts (a loaded or swapping machine), workers killed by SIGKILL (the OOM killer), memory
+    errors and missing models or libraries say nothing about the file; a decoder that raised a
+    media error, or crashed with a segfault or an abort, does, and stays recorded.
+    """
+    if isinstance(exc, TaskTimeoutError | DecodeTimeoutError | MemoryError | ImportError | PoolBrokenError):
+        return True
+    if isinstance(exc, WorkerCrashedError):
+        return exc.exitcode in (None, _OOM_KILL)
+    if isinstance(exc, DecoderCrashedError):
+        return "SIGKILL" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOMEM, errno.ENOSPC, errno.EMFILE, errno.ENFILE)
 
 
 class _Job:
@@ -120,17 +154,31 @@ class _Job:
 
     # ---------------------------------------------------------------- failures
 
-    def fail(self, plan: Plan, item: SourceItem, label: str, reason: str) -> None:
-        """Record a failure (the run goes on unless --fail-fast)."""
+    def fail(self, plan: Plan, item: SourceItem, label: str, reason: str, transient: bool = False) -> None:
+        """Record a failure (the run goes on unless --fail-fast).
+
+        A ``transient`` failure (the environment's, not the file's) is reported but not recorded,
+        so the next run tries the file again instead of skipping it as failed.
+        """
         path = item.path or item.item_id
         self.thumbnails.pop(item.item_id, None)
-        self.store.record_failure(path, reason, item.size, item.mtime, ensure_hash(plan, item))
+        if transient:
+            self.summary.retry_next_run += 1
+            reason = f"{reason} (not the file's fault: tried again on the next run)"
+        else:
+            self.store.record_failure(path, reason, item.size, item.mtime, ensure_hash(plan, item))
         self.summary.failed += 1
         self.reasons[label] += 1
         self.summary.failures.append((path, reason))
         self.progress.advance(failed=True)
         if self.fail_fast:
             raise EncodeAbortedError(path, reason)
+
+    def failed_task(self, plan: Plan, src: SourceItem, exc: BaseException) -> None:
+        """A task's error: a broken pool stops the run (no file is to blame), else the file fails."""
+        if isinstance(exc, PoolBrokenError):
+            raise WorkerPoolBrokenError(str(exc), self.summary.encoded)
+        self.fail(plan, src, _reason_label(exc), _reason_text(exc), transient=is_environment_failure(exc))
 
     # ---------------------------------------------------------------- encode + write
 
@@ -236,7 +284,7 @@ class _Job:
             self.timer.add("wait_decode", time.perf_counter() - wait_t0)
             src = by_path[task.path]
             if isinstance(result, BaseException):
-                self.fail(plan, src, _reason_label(result), _reason_text(result))
+                self.failed_task(plan, src, result)
             else:
                 assert isinstance(result, Decoded)
                 self.timer.add("decode", result.seconds)
@@ -270,7 +318,7 @@ class _Job:
             self.timer.add("wait_workers", time.perf_counter() - wait_t0)
             src = by_path[task.path]
             if isinstance(result, BaseException):
-                self.fail(plan, src, _reason_label(result), _reason_text(result))
+                self.failed_task(plan, src, result)
             else:
                 assert isinstance(result, WorkerEncoded)
                 self.timer.add("decode", result.decode_s)
@@ -320,11 +368,14 @@ def run_encode(
     frame_count: int = 16,
     decode_timeout_s: float = DECODE_TIMEOUT_S,
     update_index: bool = True,
+    wait: bool = False,
 ) -> EncodeSummary:
     """Encode every new or changed media file under ``media_dir`` into the library at ``library_path``.
 
     ``models`` is a profile name / config path or an already loaded ``ModelSet``; ``workers=0`` decodes
-    in-process (no isolation); ``engine`` overrides the decode engine (e.g. a Ray engine).
+    in-process (no isolation); ``engine`` overrides the decode engine (e.g. a Ray engine). One encode
+    runs per library at a time: a second one raises ``LibraryBusyError`` naming the first, or with
+    ``wait=True`` queues behind it.
     """
     t0 = time.perf_counter()
     if isinstance(models, str | Path):
@@ -332,22 +383,46 @@ def run_encode(
 
         models = load_models(str(models), device=device)
     store = LibraryStore.open(library_path)
-    own_engine = engine is None
     try:
-        store.check_models(models.describe())
-        if not store.manifest().get("models_profile"):  # later queries load the same models
-            store.update_manifest(models_profile=str(models.profile))
-        fusion = library_fusion(store, models, device)
-        found = discover(media_dir, metadata)
-        plan = make_plan(found, store, retry_failed=retry_failed)
-        model_device = str(getattr(models, "device", device))
-        n = default_workers(model_device) if workers is None else workers
-        # On CPU, workers encode whole files themselves (encode_worker); on GPU they only decode.
-        in_workers = own_engine and n > 0 and not model_device.startswith("cuda")
-        # Workers build their spec from their own models: reading rates here would load the sound
-        # and speech models into this process for nothing.
-        spec = spec_for_model_set(models, speech, frame_count) if plan.todo and not in_workers else None
-        if engine is None:
+        with store.exclusive_run("mmrec encode", wait=wait):
+            return _run_locked(
+                store,
+                media_dir,
+                models,
+                metadata,
+                workers,
+                batch_size,
+                device,
+                fail_fast,
+                retry_failed,
+                progress,
+                engine,
+                speech,
+                frame_count,
+                decode_timeout_s,
+                update_index,
+                t0,
+            )
+    finally:
+        store.close()
+
+
+def _start_engine(
+    engine: Engine | None,
+    n: int,
+    in_workers: bool,
+    batch_size: int,
+    models: Any,
+    speech: bool,
+    frame_count: int,
+) -> Engine:
+    """The decode engine, proven able to run a task before anything is recorded.
+
+    A pool whose workers cannot start (a script without a ``__main__`` guard, no memory for a
+    process) or cannot load their models would otherwise fail every file with the same error.
+    """
+    if engine is None:
+        try:
             engine = (
                 SerialEngine()
                 if n == 0
@@ -358,12 +433,66 @@ def run_encode(
                     preload=ENCODE_WORKER_PRELOAD if in_workers else DECODE_WORKER_PRELOAD,
                 )
             )
+        except (OSError, RuntimeError) as exc:
+            raise WorkerStartError(f"{type(exc).__name__}: {exc}") from exc
+    if in_workers:
+        probe = engine.map_decode(
+            worker_ready, [ReadyCheck(str(models.profile), frame_count, speech)], STARTUP_TIMEOUT_S
+        )
+    else:
+        probe = engine.map_decode(decode_worker_ready, [None], STARTUP_TIMEOUT_S)
+    for _, result in probe:
+        if isinstance(result, BaseException):
+            engine.close()
+            raise WorkerStartError(f"{type(result).__name__}: {_reason_text(result)}") from result
+    return engine
+
+
+def _run_locked(
+    store: LibraryStore,
+    media_dir: str | Path,
+    models: Any,
+    metadata: str | Path | None,
+    workers: int | None,
+    batch_size: int,
+    device: str,
+    fail_fast: bool,
+    retry_failed: bool,
+    progress: bool,
+    engine: Engine | None,
+    speech: bool,
+    frame_count: int,
+    decode_timeout_s: float,
+    update_index: bool,
+    t0: float,
+) -> EncodeSummary:
+    """``run_encode`` once this process holds the library: plan, start workers, then write."""
+    own_engine = engine is None
+    try:
+        store.check_models(models.describe())
+        if not store.manifest().get("models_profile"):  # later queries load the same models
+            store.update_manifest(models_profile=str(models.profile))
+        fusion = library_fusion(store, models, device)
+        found = discover(media_dir, metadata)
+        # What registering the folder will give; it is registered once the workers have started.
+        source = store.register_source(found.root, commit=False)
+        plan = make_plan(found, store, retry_failed=retry_failed, source=source)
+        model_device = str(getattr(models, "device", device))
+        n = default_workers(model_device) if workers is None else workers
+        # On CPU, workers encode whole files themselves (encode_worker); on GPU they only decode.
+        in_workers = own_engine and n > 0 and not model_device.startswith("cuda")
+        # Workers build their spec from their own models: reading rates here would load the sound
+        # and speech models into this process for nothing.
+        spec = spec_for_model_set(models, speech, frame_count) if plan.todo and not in_workers else None
+        if plan.todo:
+            engine = _start_engine(engine, n, in_workers, batch_size, models, speech, frame_count)
         total = len(plan.todo) + len(plan.text) + len(plan.reject)
         with EncodeProgress(total, enabled=progress) as bar:
             job = _Job(store, models, fusion, batch_size, fail_fast, speech, bar)
             job.worker_models = str(models.profile) if in_workers else None
             job.frame_count = frame_count
             with job.timer.stage("write"):
+                store.register_source(found.root)
                 if plan.delete_ids:
                     job.summary.deleted = len(store.delete_items(plan.delete_ids))
                 if plan.forget_paths:
@@ -372,7 +501,7 @@ def run_encode(
             if update_index and job.index is None:
                 job.summary.index = "unavailable (mmrec.index.library_index not importable)"
             try:
-                job.run(plan, engine, spec, decode_timeout_s)
+                job.run(plan, engine or SerialEngine(), spec, decode_timeout_s)
             finally:
                 if job.index is not None:
                     job.sync_index()
@@ -380,6 +509,7 @@ def run_encode(
         summary = job.summary
         summary.skipped_unchanged = plan.unchanged
         summary.skipped_failed = plan.skipped_failed
+        summary.aliases = [(a.path, a.target.item_id) for a in plan.aliases]
         summary.failure_reasons = dict(job.reasons)
         summary.stages_s = job.timer.to_dict()
         summary.elapsed_s = time.perf_counter() - t0
@@ -387,13 +517,18 @@ def run_encode(
     finally:
         if own_engine and engine is not None:
             engine.close()
-        store.close()
 
 
 def _iter_args(argv: Sequence[str]) -> Iterator[tuple[str, str | None]]:
     it = iter(argv)
     for a in it:
-        if a.startswith("--") and a not in ("--fail-fast", "--retry-failed", "--no-speech", "--quiet"):
+        if a.startswith("--") and a not in (
+            "--fail-fast",
+            "--retry-failed",
+            "--no-speech",
+            "--quiet",
+            "--wait",
+        ):
             yield a, next(it, None)
         else:
             yield a, None
@@ -413,7 +548,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(positional) != 2:
         sys.stderr.write("usage: python -m pipelines.encode_job MEDIA_DIR LIBRARY [options]\n")
         return 2
-    summary = run_encode(
+    from mmrec.errors import MmrecError
+
+    try:
+        summary = _main_run(positional, opts)
+    except MmrecError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
+    return 0
+
+
+def _main_run(positional: list[str], opts: dict[str, str | None]) -> EncodeSummary:
+    return run_encode(
         positional[0],
         positional[1],
         models=opts.get("--models") or "bundled",
@@ -426,9 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress="--quiet" not in opts,
         speech="--no-speech" not in opts,
         frame_count=int(opts.get("--frames") or 16),
+        wait="--wait" in opts,
     )
-    sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

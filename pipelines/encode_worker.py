@@ -65,6 +65,29 @@ def worker_models(profile: str) -> Any:
     return _MODELS[profile]
 
 
+@dataclass(frozen=True)
+class ReadyCheck:
+    """The start-up probe of a CPU encode worker: which models, and what its tasks will decode."""
+
+    models: str
+    frame_count: int
+    speech: bool = True
+
+
+def worker_ready(check: ReadyCheck) -> int:
+    """Load the models every task needs and answer the worker's pid (the pool's start-up probe).
+
+    A pool that cannot start, or models that cannot load, then fail once, before anything is
+    recorded, instead of as the same failure written against every file.
+    """
+    import os
+
+    models = worker_models(check.models)
+    _ = models.frames, models.text  # lazy: touching them loads them
+    spec_for_model_set(models, check.speech, check.frame_count)
+    return os.getpid()
+
+
 def decode_encode_task(task: EncodeTask) -> WorkerEncoded:
     """Top-level (picklable) worker function; media errors propagate as typed exceptions."""
     models = worker_models(task.models)

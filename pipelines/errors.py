@@ -21,3 +21,28 @@ class EncodeAbortedError(MmrecError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason} (stopped because of --fail-fast)")
+
+
+class WorkerStartError(MmrecError):
+    """The worker processes could not start (or load their models): one error before anything is
+    recorded, instead of the same failure written against every file."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"the encode worker processes could not start ({reason}); nothing was recorded. If you run "
+            'mmrec from a Python script, put the call under `if __name__ == "__main__":` (each worker '
+            "imports the script again, and without the guard starts the encode anew), or pass workers=0"
+        )
+
+
+class WorkerPoolBrokenError(MmrecError):
+    """The worker pool broke in the middle of a run: what was committed stays, the rest is retried."""
+
+    def __init__(self, reason: str, committed: int) -> None:
+        self.reason = reason
+        self.committed = committed
+        super().__init__(
+            f"the encode worker pool broke ({reason}) after {committed} items were committed; those are "
+            "kept and the files not yet encoded are not marked failed: run the same command again"
+        )

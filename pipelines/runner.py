@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -30,6 +31,20 @@ class TaskTimeoutError(Exception):
 
 class WorkerCrashedError(Exception):
     """The worker process died (segfault, abort, OOM kill) while running a task."""
+
+    def __init__(self, message: str, exitcode: int | None = None) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
+
+
+class PoolBrokenError(Exception):
+    """The pool itself stopped working (every worker died at start-up, or it was shut down):
+    a fault of the environment, never of the input that happened to be scheduled."""
+
+
+def worker_ready(_: object = None) -> int:
+    """A task that does nothing: proves a worker can start and answer (picklable, top level)."""
+    return os.getpid()
 
 
 class Engine(Protocol):
@@ -122,7 +137,12 @@ class LocalEngine:
                 except StopIteration:
                     exhausted = True
                     break
-                pending[self._pool.schedule(fn, args=(x,), timeout=timeout_s)] = x
+                try:
+                    fut = self._pool.schedule(fn, args=(x,), timeout=timeout_s)
+                except RuntimeError as exc:  # pebble refuses new work once the pool broke
+                    yield x, PoolBrokenError(str(exc) or "the worker pool is not running")
+                    continue
+                pending[fut] = x
             if not pending:
                 break
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
@@ -140,7 +160,9 @@ def _outcome(fut: Future, timeout_s: float) -> Any | BaseException:
     except FutureTimeout:
         return TaskTimeoutError(f"took longer than {timeout_s:g} s; the worker was killed")
     except ProcessExpired as exc:
-        return WorkerCrashedError(f"worker process died (exit code {exc.exitcode})")
+        return WorkerCrashedError(f"worker process died (exit code {exc.exitcode})", exc.exitcode)
+    except BrokenProcessPool as exc:
+        return PoolBrokenError(str(exc) or "the worker pool broke")
     except Exception as exc:
         return exc
 

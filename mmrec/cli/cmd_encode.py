@@ -30,6 +30,11 @@ from mmrec.cli.common import device_option, json_option, library_option, models_
 @device_option
 @click.option("--fail-fast", is_flag=True, help="Stop at the first file that cannot be encoded.")
 @click.option("--retry-failed", is_flag=True, help="Try again files that failed before and did not change.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="If another encode is writing to the library, wait for it instead of stopping with an error.",
+)
 @json_option
 def encode(
     media_dir: Path,
@@ -41,6 +46,7 @@ def encode(
     device: str,
     fail_fast: bool,
     retry_failed: bool,
+    wait: bool,
     as_json: bool,
 ) -> None:
     """Encode every new or changed file under MEDIA_DIR; unchanged files are skipped, deleted ones removed."""
@@ -57,6 +63,7 @@ def encode(
         fail_fast=fail_fast,
         retry_failed=retry_failed,
         progress=not as_json,
+        wait=wait,
     )
     if as_json:
         print_json(summary.to_dict())
@@ -68,6 +75,8 @@ def encode(
         ("skipped (unchanged)", summary.skipped_unchanged),
         ("skipped (failed before)", summary.skipped_failed),
         ("failed", summary.failed),
+        ("failed, retried next run", summary.retry_next_run),
+        ("aliases (no item of their own)", len(summary.aliases)),
         ("deleted", summary.deleted),
         ("elapsed", f"{summary.elapsed_s:.1f} s ({summary.files_per_s:.2f} files/s)"),
         ("stages", ", ".join(f"{k} {v:.1f}s" for k, v in summary.stages_s.items())),
@@ -75,6 +84,8 @@ def encode(
     ):
         table.add_row(name, str(value))
     console.print(table)
+    for path, item_id in summary.aliases[:20]:
+        console.print(f"[yellow]alias[/] {path}: same file as item {item_id}")
     for path, reason in summary.failures[:20]:
         console.print(f"[red]failed[/] {path}: {reason}")
     if len(summary.failures) > 20:

@@ -26,6 +26,16 @@ THUMBNAILS_DDL = """CREATE TABLE IF NOT EXISTS thumbnails (
     created REAL NOT NULL
 )"""
 
+# Also additive (see THUMBNAILS_DDL): the media folders an encode has read, each with the label and
+# id prefix its items get, so two folders never hand out the same item id (``LibraryStore.register_source``).
+# A library made before it has no rows; its items keep the ids they were stored under.
+SOURCES_DDL = """CREATE TABLE IF NOT EXISTS sources (
+    root TEXT PRIMARY KEY,
+    label TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    created REAL NOT NULL
+)"""
+
 _SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,6 +87,8 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 """
     + THUMBNAILS_DDL
+    + ";"
+    + SOURCES_DDL
     + ";"
 )
 
@@ -172,6 +184,11 @@ def initialise(conn: sqlite3.Connection, db_path: Path, created: float) -> None:
 def ensure_thumbnails(conn: sqlite3.Connection) -> None:
     """Create the thumbnails table of a library made before it existed (writers only, in their transaction)."""
     conn.execute(THUMBNAILS_DDL)
+
+
+def ensure_sources(conn: sqlite3.Connection) -> None:
+    """Create the sources table of a library made before it existed (writers only, in their transaction)."""
+    conn.execute(SOURCES_DDL)
 
 
 def is_missing_table(exc: sqlite3.OperationalError, table: str) -> bool:

@@ -9,13 +9,16 @@ thread lock plus an ``flock`` on ``.write.lock`` so two encode jobs cannot inter
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +47,43 @@ from mmrec.store.vectors import VectorFile, rewrite_live_rows
 CATALOG = "catalog.sqlite"
 MANIFEST = "manifest.json"
 LOCKFILE = ".write.lock"
+RUN_LOCKFILE = ".run.lock"  # held for a whole encode: one long writer at a time (see ``exclusive_run``)
 _PENDING = "compact_pending:"
 _MODEL_IDENTITY = ("modality", "model", "dim", "version")
+
+
+class LibraryBusyError(LibraryError):
+    """Another process holds the library for a long write (an encode) that must not run twice at once."""
+
+    def __init__(self, path: str, operation: str, holder: dict) -> None:
+        self.operation = operation
+        self.holder_pid = holder.get("pid")
+        self.holder_operation = str(holder.get("operation") or "mmrec encode")
+        since = holder.get("since")
+        when = time.strftime(", since %H:%M:%S", time.localtime(float(since))) if since else ""
+        pid = f"pid {self.holder_pid}" if self.holder_pid else "pid unknown"
+        super().__init__(
+            path,
+            f"another {self.holder_operation} is writing to this library ({pid}{when}); wait for it to "
+            f"finish, or run {operation} with --wait to queue behind it",
+        )
+
+
+@dataclass(frozen=True)
+class Source:
+    """A media folder an encode has read: its items' ids are ``prefix + path relative to root``.
+
+    ``label`` is short, unique in the library and never changes; ``prefix`` is ``""`` for the first
+    folder (and for every library made before sources were recorded) and ``label + ":"`` after it.
+    """
+
+    root: str
+    label: str
+    prefix: str
+
+    def qualified(self, rel: str) -> str:
+        """The id with this folder's label, unique across folders even when ``prefix`` is empty."""
+        return f"{self.label}:{rel}"
 
 
 class LibraryStore:
@@ -151,6 +189,88 @@ class LibraryStore:
         """
         with self._writing():
             yield
+
+    @contextlib.contextmanager
+    def exclusive_run(self, operation: str, wait: bool = False) -> Iterator[None]:
+        """Hold the library for a whole long write, so a second encode is refused (or queued) up front.
+
+        The per-commit writer lock keeps commits whole but lets two encodes plan the same files and
+        both encode every one. This ``flock`` on ``.run.lock`` is held from planning to the last
+        commit; the holder writes its pid there so the refused process can name it. The kernel drops
+        the lock when the holder dies, so a killed encode never leaves a stale lock behind.
+        """
+        fd = os.open(self.path / RUN_LOCKFILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                raise LibraryBusyError(str(self.path), operation, _read_holder(fd)) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(
+                fd, json.dumps({"pid": os.getpid(), "operation": operation, "since": time.time()}).encode(), 0
+            )
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    # ================================================================== sources (item identity)
+    def sources(self) -> list[Source]:
+        """Registered media folders, oldest first ([] for a library made before they were recorded)."""
+        try:
+            rows = self._db.execute(
+                "SELECT root, label, prefix FROM sources ORDER BY created, root"
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if cat.is_missing_table(exc, "sources"):
+                return []  # a reader never adds the table
+            raise
+        return [Source(str(r), str(lb), str(p)) for r, lb, p in rows]
+
+    def register_source(self, root: str | Path, commit: bool = True) -> Source:
+        """The source for a media folder, registering it on first use (a writer; one transaction).
+
+        The first folder of a library gets the empty prefix, so a one-folder library has plain
+        relative-path ids (and a library made before sources existed keeps its ids); each later
+        folder gets ``label:``, where the label is its folder name made unique in the library.
+        ``commit=False`` only says what registering would give, and writes nothing.
+        """
+        root_s = str(root)
+        known = {s.root: s for s in self.sources()}
+        if root_s in known or not commit:
+            return known.get(root_s) or _new_source(root_s, list(known.values()))
+        with self._writing() as conn, self._transaction(conn):
+            cat.ensure_sources(conn)
+            rows = conn.execute("SELECT root, label, prefix FROM sources").fetchall()
+            current = [Source(str(r), str(lb), str(p)) for r, lb, p in rows]
+            found = next((s for s in current if s.root == root_s), None)
+            if found is not None:
+                return found
+            source = _new_source(root_s, current)
+            conn.execute(
+                "INSERT INTO sources(root, label, prefix, created) VALUES (?, ?, ?, ?)",
+                (source.root, source.label, source.prefix, time.time()),
+            )
+            return source
+
+    def identities(self) -> tuple[dict[str, str], dict[str, str | None]]:
+        """(path -> item id, item id -> path) over every stored item: what id assignment checks against.
+
+        A path held by several items (a library written before aliases were detected) maps to the
+        most recently updated one, as :meth:`find_by_path` does.
+        """
+        by_path: dict[str, str] = {}
+        by_id: dict[str, str | None] = {}
+        for item_id, path in self._db.execute("SELECT item_id, path FROM items ORDER BY updated, key"):
+            by_id[str(item_id)] = path
+            if path is not None:
+                by_path[str(path)] = str(item_id)
+        return by_path, by_id
 
     def seq(self) -> int:
         """The store's change sequence: one cheap read that tells a reader whether anything moved."""
@@ -737,7 +857,7 @@ class LibraryStore:
         files = {
             str(p.relative_to(self.path)): p.stat().st_size
             for p in sorted(self.path.rglob("*"))
-            if p.is_file() and p.name != LOCKFILE
+            if p.is_file() and p.name not in (LOCKFILE, RUN_LOCKFILE)
         }
         return {
             "items": sum(by_kind.values()),
@@ -820,6 +940,26 @@ class LibraryStore:
 
 
 # ====================================================================== helpers
+def _new_source(root: str, existing: list[Source]) -> Source:
+    """A folder's label (its name, made unique) and prefix (empty only for a library's first folder)."""
+    labels = {s.label for s in existing}
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(root).name).strip("-.")[:32] or "source"
+    label, n = base, 1
+    while label in labels:
+        n += 1
+        label = f"{base}-{n}"
+    return Source(root, label, "" if not existing else f"{label}:")
+
+
+def _read_holder(fd: int) -> dict:
+    """What the holder of ``.run.lock`` wrote about itself ({} while it has not written yet)."""
+    try:
+        data = json.loads(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _marks(values: Sequence) -> str:
     return ",".join("?" * len(values))
 
