@@ -13,7 +13,6 @@ do, under the store's writer lock.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import tempfile
@@ -407,14 +406,8 @@ class Library:
         return record
 
     def _thumbnail_keys(self, keys: Sequence[int]) -> set[int]:
-        """Keys among ``keys`` that have a stored thumbnail (none before thumbnails exist in the store)."""
-        many = getattr(self.store, "has_thumbnails", None)
-        if callable(many):
-            return {int(k) for k in many(keys)}
-        one = getattr(self.store, "thumbnail", None)
-        if not callable(one):
-            return set()
-        return {int(k) for k in keys if one(int(k)) is not None}
+        """Keys among ``keys`` that have a stored thumbnail."""
+        return {int(k) for k in self.store.has_thumbnails(keys)}
 
     # ----------------------------------------------------------------- search
     def search(self, text: str, k: int = 10, filters: SearchFilters | None = None) -> SearchResponse:
@@ -541,19 +534,14 @@ class Library:
         explore: float | None = None,
         record_served: bool = False,
     ) -> RecommendationList:
-        """Recommendations with reasons. ``explore`` and ``record_served`` reach the recommender when it
-        supports them (exploration and served-item write-back)."""
+        """Recommendations with reasons. ``explore`` is the share of slots given to exploration (None
+        or 0: off); ``record_served`` writes the list back as served items (the server does)."""
         self.refresh()
         if not self._has_events():
             raise UnknownUserError(user_id)
-        reco = self.recommender
-        extra: dict[str, Any] = {}
-        accepted = self._once("recommend_parameters", lambda: _parameters(reco.recommend))
-        if explore is not None and "explore" in accepted:
-            extra["explore"] = explore
-        if record_served and "record_served" in accepted:
-            extra["record_served"] = True
-        results = reco.recommend(user_id, k=k, diversity=diversity, **extra)
+        results = self.recommender.recommend(
+            user_id, k=k, diversity=diversity, explore=explore, record_served=record_served
+        )
         return RecommendationList(user_id=user_id, k=k, diversity=diversity, explore=explore, results=results)
 
     def describe_user(self, user_id: str, text: str) -> DescribeResult:
@@ -626,10 +614,9 @@ class Library:
                 added, total = new_events, len(parsed.events)
                 users = sorted({r.user_id for r in new_events})
                 updated = len(self.live_profiles.fold(new_events)) if new_events else 0
-                reco = self._cache.get("recommender")
-                observe = getattr(reco, "observe", None)
-                if new_events and callable(observe):
-                    observe(new_events)
+                reco = self._cache.get("recommender")  # not built yet: it reads the store when it is
+                if new_events and reco is not None:
+                    reco.observe(new_events)
                     self._refit_if_needed(reco)
         return IngestResult(
             kind=parsed.kind,
@@ -640,14 +627,12 @@ class Library:
             profiles_updated=updated,
         )
 
-    def _refit_if_needed(self, reco: object) -> None:
+    def _refit_if_needed(self, reco: Recommender) -> None:
         """Refit the collaborative model in the background once enough events were folded in.
 
         One refit at a time; requests keep the old model until the recommender swaps the new one in.
         """
-        needs = getattr(reco, "needs_refit", None)
-        refit = getattr(reco, "refit", None)
-        if not (callable(needs) and callable(refit)) or not needs():
+        if not reco.needs_refit():
             return
         with self._lock:
             if self._refitting is not None and self._refitting.is_alive():
@@ -655,7 +640,7 @@ class Library:
 
             def run() -> None:
                 try:
-                    refit()
+                    reco.refit()
                 except Exception:  # the old model keeps serving; the next event tries again
                     log.exception("background refit of the collaborative model failed")
 
@@ -794,13 +779,6 @@ def _analyses(analyzer: CommentAnalyzer, texts: Sequence[str]) -> list[CommentAn
         raise InvalidInputError("analyze", "texts", "expected a list of texts, got one string")
     found = analyzer.analyze(list(texts))
     return [CommentAnalysis(a.text, a.language, float(a.sentiment), list(a.keywords)) for a in found]
-
-
-def _parameters(func: Callable[..., object]) -> set[str]:
-    try:
-        return set(inspect.signature(func).parameters)
-    except (TypeError, ValueError):
-        return set()
 
 
 def _check_k(k: int) -> None:

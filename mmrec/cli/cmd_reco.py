@@ -179,21 +179,32 @@ def profile_cmd(user: str, library: Path, as_json: bool, describe: str | None) -
     show_default=True,
     help="0 = pure relevance, 1 = maximal spread (MMR).",
 )
-def recommend_cmd(user: str, library: Path, as_json: bool, k: int, diversity: float) -> None:
+@click.option(
+    "--explore",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Share of the k slots given to exploring under-explored clusters (0 = off); "
+    "those results carry an 'explore' reason.",
+)
+def recommend_cmd(user: str, library: Path, as_json: bool, k: int, diversity: float, explore: float) -> None:
     """Recommend items for USER from their profile (interests, negatives, self-description)."""
     lib = _library(library)
     try:
-        recs = lib.recommend(user, k=k, diversity=diversity).results
+        recs = lib.recommend(user, k=k, diversity=diversity, explore=explore or None).results
     finally:
         lib.close()
     if as_json:
-        print_json({"user": user, "k": k, "diversity": diversity, "results": [r.to_dict() for r in recs]})
+        payload = {"user": user, "k": k, "diversity": diversity, "explore": explore}
+        print_json({**payload, "results": [r.to_dict() for r in recs]})
         return
     from rich.table import Table
 
     table = Table("#", "item", "score", "why")
     for n, r in enumerate(recs, start=1):
-        why = "; ".join(f"{x.kind}: {x.detail}" for x in r.reasons[:2])
+        # An exploring slot says so first: the user should see why an unusual item is there.
+        shown = sorted(r.reasons, key=lambda x: x.kind != "explore")[:2]
+        why = "; ".join(f"{x.kind}: {x.detail}" for x in shown)
         table.add_row(str(n), r.item_id, f"{r.score:.3f}", why)
     _console().print(table)
 

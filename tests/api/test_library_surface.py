@@ -157,10 +157,6 @@ def test_one_library_serves_many_threads(library: Library) -> None:
 
 
 def test_served_items_and_exploration_reach_the_recommender(library: Library) -> None:
-    from mmrec.events.store import EventStore
-
-    if not hasattr(EventStore, "record_served"):
-        pytest.skip("served items and exploration arrive with the recommender of branch reco-loop")
     library.add_events([{"user_id": "sam", "item_id": "images/dog.png", "event": "like"}])
     first = library.recommend("sam", k=3, record_served=True)
     served = library.events.served("sam")  # type: ignore[attr-defined]
@@ -214,10 +210,8 @@ def test_queries_by_id_and_user_do_not_even_import_torch(library: Library) -> No
 
 
 def test_enough_live_events_refit_the_collaborative_model(library: Library) -> None:
-    try:
-        from mmrec.recommend.recommender import RefitPolicy  # type: ignore[attr-defined]
-    except ImportError:
-        pytest.skip("fold-in and refits arrive with the recommender of branch reco-loop")
+    from mmrec.recommend.recommender import RefitPolicy
+
     library.add_events([{"user_id": "rex", "item_id": "images/dog.png", "event": "like"}])
     reco = library.recommender
     reco.refit_policy = RefitPolicy(max_pending_events=2)

@@ -86,6 +86,17 @@ def test_ingest_profile_recommend_flow(library: Path, stamp_library, tmp_path: P
     human = runner.invoke(recommend_cmd, ["alice", "--library", str(library), "-k", "3"])
     assert human.exit_code == 0 and "interest" in human.stdout
 
+    # Exploration is off by default and, when asked for, visible in the reasons.
+    assert not any(x["kind"] == "explore" for r in recs for x in r["reasons"])
+    args = ["alice", "--library", str(library), "-k", "6", "--explore", "0.5"]
+    explored = _json(runner.invoke(recommend_cmd, [*args, "--json"]))
+    assert explored["explore"] == 0.5
+    exploring = [r for r in explored["results"] if any(x["kind"] == "explore" for x in r["reasons"])]
+    assert exploring and all(
+        x["detail"].startswith("exploring") for r in exploring for x in r["reasons"] if x["kind"] == "explore"
+    )
+    assert "explore: exploring" in runner.invoke(recommend_cmd, args).stdout
+
 
 def test_describe_user_cold_start(library: Path, stamp_library) -> None:  # noqa: ANN001
     runner = CliRunner()
