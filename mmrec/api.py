@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from mmrec.events.store import EventStore
     from mmrec.fusion import Fusion
     from mmrec.index.library_index import LibraryIndex
+    from mmrec.privacy import ErasureReceipt, UserExport
     from mmrec.profiles.live import LiveProfiles
     from mmrec.recommend.recommender import Recommender
 
@@ -571,6 +572,65 @@ class Library:
             store.put(set_description(store.get_or_new(user_id), text, vector))
         return DescribeResult(user_id=user_id, description=text, dim=int(vector.shape[0]))
 
+    def export_user(self, user_id: str) -> UserExport:
+        """Everything held about a user, as JSON-ready rows (reads only); UnknownUserError if nothing."""
+        from mmrec.privacy import export_user
+
+        user_id = _user(user_id, "export-user")
+        self.refresh()
+        if not self._has_events():
+            raise UnknownUserError(user_id)
+        found = export_user(self.events, user_id, str(self.path))
+        if found.is_empty:
+            raise UnknownUserError(user_id)
+        return found
+
+    def forget_user(self, user_id: str) -> ErasureReceipt:
+        """Erase a user everywhere (see ``mmrec.privacy``) and return the receipt.
+
+        A user with nothing stored and no row in a loaded model is an UnknownUserError (a typo must
+        not look like a successful erasure). Events arriving meanwhile wait: folding is locked.
+        """
+        from mmrec.privacy import ErasureReceipt, erase_from_store, model_erasure
+
+        user_id = _user(user_id, "forget")
+        started = time.perf_counter()
+        self.refresh()
+        self.wait_for_refit()  # a refit in flight may have read the user's rows: let it land first
+        recommenders = [self._cache.get(n) for n in ("recommender", "profiles_reco")]
+        loaded = [r for r in recommenders if r is not None]
+        in_model = any(
+            user_id in getattr(getattr(r.hybrid, "fitted", None), "user_index", {}) for r in loaded
+        )
+        with self._events_lock:
+            if not self._has_events():
+                raise UnknownUserError(user_id)
+            events = self._writable_events()
+            held = _holds_user(events, user_id)
+            if not held and not in_model:
+                raise UnknownUserError(user_id)
+            erased = erase_from_store(events, user_id)
+            memory: list[str] = []
+            done: dict[str, object] | None = None
+            for name, reco in zip(("recommender", "profiles_reco"), recommenders, strict=True):
+                if reco is None:
+                    continue
+                answer = reco.forget_user(user_id)
+                memory.append(f"{name}: cached collaborative row")
+                if name == "recommender":
+                    done = answer
+        return ErasureReceipt(
+            user_id=user_id,
+            library=str(self.path),
+            erased_at=time.time(),
+            removed=erased.removed,
+            popularity_items=erased.popularity_items,
+            models=[model_erasure(done)],
+            sqlite=[erased.scrub],
+            memory=memory,
+            seconds=round(time.perf_counter() - started, 4),
+        )
+
     def add_events(self, rows: Sequence[Mapping[str, object]]) -> IngestResult:
         """Validate rows like ``mmrec ingest`` (a missing timestamp means now), store the good ones and
         fold each new one into its user's profile at once."""
@@ -812,6 +872,13 @@ def _user(user_id: str, source: str) -> str:
     if not isinstance(user_id, str) or not user_id.strip():
         raise InvalidInputError(source, "user_id", "must be a non-empty string")
     return user_id.strip()
+
+
+def _holds_user(events: EventStore, user_id: str) -> bool:
+    """Whether the store holds any row of ``user_id`` (events, comments, served, profile)."""
+    return bool(
+        events.count_for_user(user_id) or events.served_rows(user_id) or events.get_profile_blob(user_id)
+    )
 
 
 def _rows(rows: Sequence[Mapping[str, object]], source: str) -> Sequence[Mapping[str, object]]:
