@@ -84,6 +84,7 @@ class Library:
         self._manifest_stamp = self._stamp()
         self._fusion_key: str | None = None
         self._refitting: threading.Thread | None = None
+        self._erasures = 0  # forgets seen when the collaborative model was fitted (see refresh)
 
     # ----------------------------------------------------------------- lazy parts
     def _once(self, name: str, build: Callable[[], T]) -> T:
@@ -176,6 +177,7 @@ class Library:
             from mmrec.recommend.live_hybrid import fit_live_hybrid
             from mmrec.recommend.recommender import Recommender
 
+            self._erasures = self.events.erasures()
             fitted = fit_live_hybrid(self.events, self.store)
             hybrid, interactions = fitted if fitted is not None else (None, None)
             return Recommender(
@@ -222,6 +224,16 @@ class Library:
         if index is not None and self.store.seq() != index.seq:
             index.catch_up()
             changed = True
+        reco = self._cache.get("recommender")
+        if reco is not None and self.events.erasures() != self._erasures:
+            # Another process forgot a user: the model fitted here may still hold them. Refit now,
+            # before anything else is served from it.
+            with self._lock:
+                seen = self.events.erasures()
+                if seen != self._erasures:
+                    reco.refit()
+                    self._erasures = seen
+                    changed = True
         return changed
 
     def warm_up(self) -> None:
@@ -610,6 +622,8 @@ class Library:
             if not held and not in_model:
                 raise UnknownUserError(user_id)
             erased = erase_from_store(events, user_id)
+            if "recommender" in self._cache:
+                self._erasures = events.erasures()  # this process forgets its own model below
             memory: list[str] = []
             done: dict[str, object] | None = None
             for name, reco in zip(("recommender", "profiles_reco"), recommenders, strict=True):

@@ -10,6 +10,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,10 @@ CREATE TABLE IF NOT EXISTS served (
     UNIQUE (user_id, item_id, ts)
 );
 CREATE INDEX IF NOT EXISTS served_user ON served (user_id, ts);
+CREATE TABLE IF NOT EXISTS erasures (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS profiles (
     user_id TEXT PRIMARY KEY,
     data BLOB NOT NULL,
@@ -365,7 +370,18 @@ class EventStore:
                 for table in ("events", "comments", "served", "profiles"):
                     cur = self._conn.execute(f"DELETE FROM {table} WHERE user_id=?", (user_id,))
                     removed[table] = max(int(cur.rowcount), 0)
+                # No user id here: only that a forget happened, so other processes drop fitted models.
+                self._conn.execute("INSERT INTO erasures (at) VALUES (?)", (time.time(),))
         return removed
+
+    def erasures(self) -> int:
+        """How many forgets this store has seen: a model fitted before the count moved may hold a
+        forgotten user (long-lived readers compare it on refresh)."""
+        with self._lock:
+            try:
+                return int(self._conn.execute("SELECT COUNT(*) FROM erasures").fetchone()[0])
+            except sqlite3.OperationalError:
+                return 0
 
     def scrub(self, attempts: int = 50, wait_s: float = 0.1) -> dict[str, object]:
         """Leave no deleted byte behind: VACUUM (rewrites every page from live rows only, so stale cell

@@ -230,6 +230,27 @@ def test_server_delete_needs_the_key_and_forgets_in_memory(
     assert _bytes_found(sc.cache, [USER.encode(), PHRASE.encode()]) == []
 
 
+def test_a_long_lived_library_refits_when_another_process_forgets(
+    encoded: Path, tmp_path_factory: pytest.TempPathFactory, data_dir: Path
+) -> None:
+    sc = _scenario(encoded, tmp_path_factory.mktemp("forget-other"), data_dir)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MMREC_CACHE", str(sc.cache))
+        with Library(sc.path, device="cpu", create=False) as lib:
+            _populate(lib)
+            version = lib.recommender.hybrid.version
+            assert USER in lib.recommender.hybrid.fitted.user_index
+            done = subprocess.run(
+                [sys.executable, "-m", "mmrec.cli.main", "forget", USER, "--library", str(sc.path)],
+                env=sc.env, capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert "forgot 'alice'" in done.stdout and "WAL truncated" in done.stdout
+            assert lib.recommend("bob", k=2).results  # the next read notices the erasure and refits
+            assert lib.recommender.hybrid.version != version
+            assert lib.recommender.hybrid.fitted.users == ["bob", "carol"]
+
+
 def _movielens(ml100k_dir: Path, n_users: int = 300) -> InteractionData:
     lines = (ml100k_dir / "ml-100k.inter").read_text().splitlines()[1:]
     rows = [ln.split("\t") for ln in lines]
