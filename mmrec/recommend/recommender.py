@@ -90,7 +90,7 @@ class BlendConfig:
 class ServedConfig:
     """What served lists do to later ones: an ignored item sinks, one skipped twice rests a while."""
 
-    skip_penalty: float = 0.15  # subtracted from the blended score per skipped serving
+    skip_penalty: float = 0.5  # subtracted from the blended score per skipped serving (cosines are ≤ 1)
     skip_limit: int = 2  # skipped this many times: not served again for ``cooldown_s``
     cooldown_s: float = 7 * 86400.0
     horizon_s: float = 90 * 86400.0  # servings older than this are forgotten
