@@ -85,13 +85,29 @@ def _populate(lib: Library) -> None:
     lib.recommend("bob", k=3, record_served=True)
 
 
-def _scenario(encoded: Path, tmp: Path, data_dir: Path) -> Scenario:
-    path = tmp / "library"
+@pytest.fixture(scope="module")
+def populated(encoded: Path, tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Scenario:
+    """The library with three users' rows, written with ``MMREC_CACHE`` pointing at a fresh folder."""
+    tmp = tmp_path_factory.mktemp("forget-populated")
+    path, cache = tmp / "library", tmp / "cache"
     shutil.copytree(encoded, path)
-    cache = tmp / "cache"
     cache.mkdir()
     env = {**os.environ, "MMREC_CACHE": str(cache), "MMREC_DATA": str(data_dir), "PYTHONPATH": str(ROOT)}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MMREC_CACHE", str(cache))
+        mp.setenv("MMREC_DATA", str(data_dir))
+        with Library(path, device="cpu", create=False) as lib:
+            _populate(lib)
+    # Before any forget the needles really are there (the greps below can fail).
+    assert _bytes_found(path, [USER.encode(), PHRASE.encode()])
     return Scenario(path, cache, env)
+
+
+def _scenario(populated: Scenario, tmp: Path) -> Scenario:
+    """A private copy of the populated library (same cache folder: every user operation used it)."""
+    path = tmp / "library"
+    shutil.copytree(populated.path, path)
+    return Scenario(path, populated.cache, dict(populated.env))
 
 
 def _bytes_found(folder: Path, needles: list[bytes]) -> list[tuple[str, bytes]]:
@@ -105,18 +121,14 @@ def _bytes_found(folder: Path, needles: list[bytes]) -> list[tuple[str, bytes]]:
 
 @pytest.fixture(scope="module")
 def forgotten(
-    encoded: Path, tmp_path_factory: pytest.TempPathFactory, data_dir: Path
+    populated: Scenario, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Scenario, dict, dict, list[str]]]:
     """A library where alice was forgotten by the CLI: (scenario, receipt, export before, bob's list before)."""
-    sc = _scenario(encoded, tmp_path_factory.mktemp("forget-cli"), data_dir)
+    sc = _scenario(populated, tmp_path_factory.mktemp("forget-cli"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MMREC_CACHE", str(sc.cache))
-        mp.setenv("MMREC_DATA", str(data_dir))
         with Library(sc.path, device="cpu", create=False) as lib:
-            _populate(lib)
             bob_before = [r.item_id for r in lib.recommend("bob", k=3).results]
-    # Before: the needles really are in the library (the grep below can fail).
-    assert _bytes_found(sc.path, [USER.encode(), PHRASE.encode()])
     cli = [sys.executable, "-m", "mmrec.cli.main"]
     exported = subprocess.run(
         [*cli, "export-user", USER, "--library", str(sc.path)], env=sc.env, capture_output=True, text=True,
@@ -193,16 +205,17 @@ def test_other_users_are_still_served_and_alice_is_unknown(forgotten: tuple) -> 
 
 
 def test_server_delete_needs_the_key_and_forgets_in_memory(
-    encoded: Path, tmp_path_factory: pytest.TempPathFactory, data_dir: Path
+    populated: Scenario, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    sc = _scenario(encoded, tmp_path_factory.mktemp("forget-http"), data_dir)
+    sc = _scenario(populated, tmp_path_factory.mktemp("forget-http"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MMREC_CACHE", str(sc.cache))
         with Library(sc.path, device="cpu", create=False) as lib:
-            _populate(lib)
             reco = lib.recommender
             assert USER in reco.hybrid.fitted.user_index
             client = TestClient(create_app(lib, api_key="s3cret"), raise_server_exceptions=False)
+            paths = client.get("/openapi.json").json()["paths"]
+            assert "delete" in paths["/api/users/{user_id}"] and "get" in paths["/api/users/{user_id}/export"]
             assert client.delete(f"/api/users/{USER}").status_code == 401
             assert client.get(f"/api/users/{USER}/export").status_code == 401
             key = {"Authorization": "Bearer s3cret"}
@@ -231,13 +244,12 @@ def test_server_delete_needs_the_key_and_forgets_in_memory(
 
 
 def test_a_long_lived_library_refits_when_another_process_forgets(
-    encoded: Path, tmp_path_factory: pytest.TempPathFactory, data_dir: Path
+    populated: Scenario, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    sc = _scenario(encoded, tmp_path_factory.mktemp("forget-other"), data_dir)
+    sc = _scenario(populated, tmp_path_factory.mktemp("forget-other"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MMREC_CACHE", str(sc.cache))
         with Library(sc.path, device="cpu", create=False) as lib:
-            _populate(lib)
             version = lib.recommender.hybrid.version
             assert USER in lib.recommender.hybrid.fitted.user_index
             done = subprocess.run(
