@@ -586,15 +586,15 @@ class Library:
 
     def export_user(self, user_id: str) -> UserExport:
         """Everything held about a user, as JSON-ready rows (reads only); UnknownUserError if nothing."""
-        from mmrec.privacy import export_user
+        from mmrec.privacy import NothingHeldError, export_user
 
         user_id = _user(user_id, "export-user")
         self.refresh()
         if not self._has_events():
-            raise UnknownUserError(user_id)
+            raise NothingHeldError(user_id, "export-user")
         found = export_user(self.events, user_id, str(self.path))
         if found.is_empty:
-            raise UnknownUserError(user_id)
+            raise NothingHeldError(user_id, "export-user")
         return found
 
     def forget_user(self, user_id: str) -> ErasureReceipt:
@@ -603,7 +603,7 @@ class Library:
         A user with nothing stored and no row in a loaded model is an UnknownUserError (a typo must
         not look like a successful erasure). Events arriving meanwhile wait: folding is locked.
         """
-        from mmrec.privacy import ErasureReceipt, erase_from_store, model_erasure
+        from mmrec.privacy import ErasureReceipt, NothingHeldError, erase_from_store, model_erasure
 
         user_id = _user(user_id, "forget")
         started = time.perf_counter()
@@ -616,11 +616,11 @@ class Library:
         )
         with self._events_lock:
             if not self._has_events():
-                raise UnknownUserError(user_id)
+                raise NothingHeldError(user_id, "forget")
             events = self._writable_events()
             held = _holds_user(events, user_id)
             if not held and not in_model:
-                raise UnknownUserError(user_id)
+                raise NothingHeldError(user_id, "forget")
             erased = erase_from_store(events, user_id)
             if "recommender" in self._cache:
                 self._erasures = events.erasures()  # this process forgets its own model below

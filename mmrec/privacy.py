@@ -26,6 +26,7 @@ from typing import Any
 from mmrec.events.store import EventStore
 from mmrec.profiles.store import ProfileStore
 from mmrec.profiles.update import event_weight
+from mmrec.recommend.recommender import UnknownUserError
 
 JSONDict = dict[str, Any]
 
@@ -33,6 +34,17 @@ NOT_ON_DISK = [
     "catalog.sqlite, vectors/, index/, fusion/: items only, no user rows",
     "$MMREC_CACHE: no user text or embedding is ever written there (models, datasets, public item texts)",
 ]
+
+
+class NothingHeldError(UnknownUserError):
+    """``forget``/``export-user`` of a user the library holds nothing about (already forgotten, or a typo)."""
+
+    def __init__(self, user_id: str, action: str) -> None:
+        super().__init__(user_id)
+        self.args = (
+            f"{action}: the library holds nothing about user {user_id!r} (no events, comments, served "
+            "lists or profile): already forgotten, or a different id (`mmrec export-user` shows what is held)",
+        )
 
 
 @dataclass(frozen=True)

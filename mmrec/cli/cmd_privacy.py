@@ -46,8 +46,13 @@ def forget_cmd(user: str, library: Path, as_json: bool) -> None:
         + f"; popularity counts of {receipt['popularity_items']} items"
     )
     for m in receipt["models"]:
-        held = f"version {m['version_before']} held the user" if m["held_user"] else "did not hold the user"
-        click.echo(f"  model: {m['model']}: {m['method']} ({held}) {m['note']}".rstrip())
+        if m["version_before"] is None:
+            held = ""
+        elif m["held_user"]:
+            held = f" (version {m['version_before']} held the user, now {m['version_after']})"
+        else:
+            held = f" (version {m['version_before']} did not hold the user)"
+        click.echo(f"  model: {m['model']}: {m['method']}{held}; {m['note']}".rstrip("; "))
     for s in receipt["sqlite"]:
         click.echo(
             f"  {s['file']}: secure_delete, VACUUM, WAL {'truncated' if s['wal_truncated'] else 'NOT truncated'}"
