@@ -601,7 +601,9 @@ class Library:
         """Erase a user everywhere (see ``mmrec.privacy``) and return the receipt.
 
         A user with nothing stored and no row in a loaded model is an UnknownUserError (a typo must
-        not look like a successful erasure). Events arriving meanwhile wait: folding is locked.
+        not look like a successful erasure), raised after scrubbing the file anyway, so rerunning a
+        forget that was killed between its delete and its scrub completes it. Events arriving
+        meanwhile wait: folding is locked.
         """
         from mmrec.privacy import ErasureReceipt, NothingHeldError, erase_from_store, model_erasure
 
@@ -620,6 +622,7 @@ class Library:
             events = self._writable_events()
             held = _holds_user(events, user_id)
             if not held and not in_model:
+                events.scrub()  # a forget killed after its delete left copies: a rerun finishes it
                 raise NothingHeldError(user_id, "forget")
             erased = erase_from_store(events, user_id)
             if "recommender" in self._cache:

@@ -345,3 +345,25 @@ def test_scrub_removes_stale_copies_that_secure_delete_alone_leaves(tmp_path: Pa
         left = _bytes_found(tmp_path, [USER.encode(), PHRASE.encode()])
         assert (left == []) is vacuum
         assert len(store.events("bob")) == 20 and store.get_profile_blob("bob") is not None
+
+
+def test_rerunning_a_forget_killed_before_its_scrub_finishes_it(tmp_path: Path) -> None:
+    """The delete committed, the process died before VACUUM: the rerun says nothing is held, and scrubs."""
+    from mmrec.events.records import EventRecord
+    from mmrec.events.store import EventStore
+
+    path = tmp_path / "library"
+    Library(path).close()  # an empty library folder
+    with EventStore.open(path) as store:
+        store._conn.execute("PRAGMA secure_delete=OFF")  # as on SQLite builds without SQLITE_SECURE_DELETE
+        for n in range(240):
+            store.add_events([EventRecord(USER, ITEMS[n % 4], "view", 0.9, T0 + n)])
+            store.add_events([EventRecord("bob", ITEMS[n % 6], "view", 0.5, T0 + n)])
+        store.delete_user(USER)
+        store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert _bytes_found(path, [USER.encode()])  # copies left by the interrupted forget
+    with Library(path, create=False) as lib, pytest.raises(KeyError, match="holds nothing"):
+        lib.forget_user(USER)
+    assert _bytes_found(path, [USER.encode()]) == []
+    with EventStore.open(path) as store:
+        assert len(store.events("bob")) == 240
