@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from mmrec.events.store import EventStore
     from mmrec.fusion import Fusion
     from mmrec.index.library_index import LibraryIndex
+    from mmrec.privacy import ErasureReceipt, UserExport
     from mmrec.profiles.live import LiveProfiles
     from mmrec.recommend.recommender import Recommender
 
@@ -82,6 +83,7 @@ class Library:
         self._manifest_stamp = self._stamp()
         self._fusion_key: str | None = None
         self._refitting: threading.Thread | None = None
+        self._erasures = 0  # forgets seen when the collaborative model was fitted (see refresh)
 
     # ----------------------------------------------------------------- lazy parts
     def _once(self, name: str, build: Callable[[], T]) -> T:
@@ -174,6 +176,7 @@ class Library:
             from mmrec.recommend.live_hybrid import fit_live_hybrid
             from mmrec.recommend.recommender import Recommender
 
+            self._erasures = self.events.erasures()
             fitted = fit_live_hybrid(self.events, self.store)
             hybrid, interactions = fitted if fitted is not None else (None, None)
             return Recommender(
@@ -220,6 +223,16 @@ class Library:
         if index is not None and self.store.seq() != index.seq:
             index.catch_up()
             changed = True
+        reco = self._cache.get("recommender")
+        if reco is not None and self.events.erasures() != self._erasures:
+            # Another process forgot a user: the model fitted here may still hold them. Refit now,
+            # before anything else is served from it.
+            with self._lock:
+                seen = self.events.erasures()
+                if seen != self._erasures:
+                    reco.refit()
+                    self._erasures = seen
+                    changed = True
         return changed
 
     def warm_up(self) -> None:
@@ -559,6 +572,70 @@ class Library:
             store.put(set_description(store.get_or_new(user_id), text, vector))
         return DescribeResult(user_id=user_id, description=text, dim=int(vector.shape[0]))
 
+    def export_user(self, user_id: str) -> UserExport:
+        """Everything held about a user, as JSON-ready rows (reads only); UnknownUserError if nothing."""
+        from mmrec.privacy import NothingHeldError, export_user
+
+        user_id = _user(user_id, "export-user")
+        self.refresh()
+        if not self._has_events():
+            raise NothingHeldError(user_id, "export-user")
+        found = export_user(self.events, user_id, str(self.path))
+        if found.is_empty:
+            raise NothingHeldError(user_id, "export-user")
+        return found
+
+    def forget_user(self, user_id: str) -> ErasureReceipt:
+        """Erase a user everywhere (see ``mmrec.privacy``) and return the receipt.
+
+        A user with nothing stored and no row in a loaded model is an UnknownUserError (a typo must
+        not look like a successful erasure), raised after scrubbing the file anyway, so rerunning a
+        forget that was killed between its delete and its scrub completes it. Events arriving
+        meanwhile wait: folding is locked.
+        """
+        from mmrec.privacy import ErasureReceipt, NothingHeldError, erase_from_store, model_erasure
+
+        user_id = _user(user_id, "forget")
+        started = time.perf_counter()
+        self.refresh()
+        self.wait_for_refit()  # a refit in flight may have read the user's rows: let it land first
+        recommenders = [self._cache.get(n) for n in ("recommender", "profiles_reco")]
+        loaded = [r for r in recommenders if r is not None]
+        in_model = any(
+            user_id in getattr(getattr(r.hybrid, "fitted", None), "user_index", {}) for r in loaded
+        )
+        with self._events_lock:
+            if not self._has_events():
+                raise NothingHeldError(user_id, "forget")
+            events = self._writable_events()
+            held = _holds_user(events, user_id)
+            if not held and not in_model:
+                events.scrub()  # a forget killed after its delete left copies: a rerun finishes it
+                raise NothingHeldError(user_id, "forget")
+            erased = erase_from_store(events, user_id)
+            if "recommender" in self._cache:
+                self._erasures = events.erasures()  # this process forgets its own model below
+            memory: list[str] = []
+            done: dict[str, object] | None = None
+            for name, reco in zip(("recommender", "profiles_reco"), recommenders, strict=True):
+                if reco is None:
+                    continue
+                answer = reco.forget_user(user_id)
+                memory.append(f"{name}: cached collaborative row")
+                if name == "recommender":
+                    done = answer
+        return ErasureReceipt(
+            user_id=user_id,
+            library=str(self.path),
+            erased_at=time.time(),
+            removed=erased.removed,
+            popularity_items=erased.popularity_items,
+            models=[model_erasure(done)],
+            sqlite=[erased.scrub],
+            memory=memory,
+            seconds=round(time.perf_counter() - started, 4),
+        )
+
     def add_events(self, rows: Sequence[Mapping[str, object]]) -> IngestResult:
         """Validate rows like ``mmrec ingest`` (a missing timestamp means now), store the good ones and
         fold each new one into its user's profile at once."""
@@ -790,6 +867,13 @@ def _user(user_id: str, source: str) -> str:
     if not isinstance(user_id, str) or not user_id.strip():
         raise InvalidInputError(source, "user_id", "must be a non-empty string")
     return user_id.strip()
+
+
+def _holds_user(events: EventStore, user_id: str) -> bool:
+    """Whether the store holds any row of ``user_id`` (events, comments, served, profile)."""
+    return bool(
+        events.count_for_user(user_id) or events.served_rows(user_id) or events.get_profile_blob(user_id)
+    )
 
 
 def _rows(rows: Sequence[Mapping[str, object]], source: str) -> Sequence[Mapping[str, object]]:

@@ -70,6 +70,8 @@ def _register() -> None:
 
 _register()
 cli.add_command(_thumbnails_command)  # serve-thumbs: fold into _register's list when merging
+for _command in ("forget_cmd", "export_user_cmd"):  # harden-forget
+    cli.add_command(getattr(__import__("mmrec.cli.cmd_privacy", fromlist=[_command]), _command))
 
 
 def main() -> None:

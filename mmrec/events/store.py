@@ -10,6 +10,7 @@ import contextlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,10 @@ CREATE TABLE IF NOT EXISTS served (
     UNIQUE (user_id, item_id, ts)
 );
 CREATE INDEX IF NOT EXISTS served_user ON served (user_id, ts);
+CREATE TABLE IF NOT EXISTS erasures (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS profiles (
     user_id TEXT PRIMARY KEY,
     data BLOB NOT NULL,
@@ -339,6 +344,72 @@ class EventStore:
                     skipped += 1
             out[item] = ServedStat(len(times), times[-1], skipped, engaged)
         return out
+
+    def served_rows(self, user_id: str) -> list[tuple[str, float]]:
+        """Every (item_id, ts) served to ``user_id``, oldest first (for a user's data export)."""
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    "SELECT item_id, ts FROM served WHERE user_id=? ORDER BY ts, id", (user_id,)
+                ).fetchall()
+            except sqlite3.OperationalError:
+                return []
+        return [(str(i), float(t)) for i, t in rows]
+
+    # --- erasure (mmrec.privacy): one user's rows out, then no copy left in the file or its WAL ---
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        """Delete every row of ``user_id`` in one transaction; rows removed per table.
+
+        ``secure_delete`` is switched on for this connection first, so SQLite overwrites the deleted
+        cells and freed pages with zeros instead of leaving the text in the file.
+        """
+        removed: dict[str, int] = {}
+        with self._lock:
+            self._conn.execute("PRAGMA secure_delete=ON")
+            with self._conn:
+                for table in ("events", "comments", "served", "profiles"):
+                    cur = self._conn.execute(f"DELETE FROM {table} WHERE user_id=?", (user_id,))
+                    removed[table] = max(int(cur.rowcount), 0)
+                # No user id here: only that a forget happened, so other processes drop fitted models.
+                self._conn.execute("INSERT INTO erasures (at) VALUES (?)", (time.time(),))
+        return removed
+
+    def erasures(self) -> int:
+        """How many forgets this store has seen: a model fitted before the count moved may hold a
+        forgotten user (long-lived readers compare it on refresh)."""
+        with self._lock:
+            try:
+                return int(self._conn.execute("SELECT COUNT(*) FROM erasures").fetchone()[0])
+            except sqlite3.OperationalError:
+                return 0
+
+    def scrub(self, attempts: int = 50, wait_s: float = 0.1) -> dict[str, object]:
+        """Leave no deleted byte behind: VACUUM (rewrites every page from live rows only, so stale cell
+        copies that page splits left in free space go too; its scratch copy stays in memory), then
+        ``wal_checkpoint(TRUNCATE)`` so the WAL, which still holds the old pages, is emptied.
+
+        The checkpoint waits for other connections' readers; ``wal_truncated`` says whether it got there.
+        """
+        with self._lock:
+            self._conn.execute("PRAGMA secure_delete=ON")
+            self._conn.execute("PRAGMA temp_store=MEMORY")
+            self._conn.execute("VACUUM")
+            busy = 1
+            for _ in range(attempts):
+                busy = int(self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+                if not busy:
+                    break
+                threading.Event().wait(wait_s)
+            free = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
+        wal = self.path.with_name(self.path.name + "-wal")
+        return {
+            "file": self.path.name,
+            "secure_delete": True,
+            "vacuumed": True,
+            "wal_truncated": not busy,
+            "wal_bytes": wal.stat().st_size if wal.exists() else 0,
+            "free_pages": free,
+        }
 
     # Profiles are stored here too (one database per library); mmrec.profiles owns their encoding.
     def put_profile_blob(self, user_id: str, data: bytes, updated: float) -> None:

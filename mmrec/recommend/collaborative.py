@@ -124,6 +124,12 @@ class Popularity:
         self.counts = np.asarray((data.matrix > 0).sum(axis=0), dtype=np.float32).ravel()
         return self
 
+    def forget_rows(self, rows: sp.spmatrix | np.ndarray) -> None:
+        """Take users' share out of the counts (one per item they interacted with)."""
+        assert self.counts is not None, "fit() first"
+        dense = rows.toarray() if sp.issparse(rows) else np.atleast_2d(np.asarray(rows))
+        self.counts = np.maximum(self.counts - (dense > 0).sum(axis=0).astype(np.float32), 0.0)
+
     def score(self, user_rows: sp.csr_matrix) -> np.ndarray:
         assert self.counts is not None, "fit() first"
         return np.tile(self.counts, (user_rows.shape[0], 1))
@@ -136,19 +142,47 @@ class EASE:
     meant for catalogues up to ~20k items (20k² float32 = 1.6 GB); beyond that use ItemKNN or ALS.
     """
 
-    def __init__(self, l2: float = 300.0) -> None:
+    def __init__(self, l2: float = 300.0, keep_inverse: bool = True) -> None:
         self.l2 = float(l2)
+        self.keep_inverse = keep_inverse
         self.B: np.ndarray | None = None
+        # P = (XᵀX + λI)⁻¹ in float64: kept so one user's row can be removed exactly (see forget_rows).
+        self.P: np.ndarray | None = None
 
     def fit(self, data: InteractionData) -> EASE:
         x = data.matrix
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += self.l2
         p = np.linalg.inv(gram)
+        self.P = p if self.keep_inverse else None
+        self.B = self._weights(p)
+        return self
+
+    @staticmethod
+    def _weights(p: np.ndarray) -> np.ndarray:
         b = -p / np.diag(p)[None, :]
         b[np.diag_indices_from(b)] = 0.0
-        self.B = b.astype(np.float32)
-        return self
+        return b.astype(np.float32)
+
+    def forget_rows(self, rows: sp.spmatrix | np.ndarray) -> None:
+        """Remove users' rows from the fit exactly, as if they had never been in X.
+
+        Each row x is a rank-1 term of XᵀX, so the inverse follows by Sherman–Morrison:
+        (G − xxᵀ)⁻¹ = P + (Px)(Px)ᵀ / (1 − xᵀPx). O(n_items²) per row instead of a refit's
+        O(n_items³); needs P (float64), which ``fit`` keeps unless ``keep_inverse=False``.
+        """
+        if self.P is None:
+            raise InvalidInputError("EASE.forget_rows", "P", "the inverse Gram matrix was not kept; refit")
+        dense = rows.toarray() if sp.issparse(rows) else np.atleast_2d(np.asarray(rows))
+        p = self.P
+        for x in dense.astype(np.float64):
+            nz = np.flatnonzero(x)
+            if not len(nz):
+                continue
+            px = p[:, nz] @ x[nz]
+            denom = 1.0 - float(x[nz] @ px[nz])
+            p += np.outer(px, px) / denom  # in place: P stays symmetric positive definite (λ > 0)
+        self.B = self._weights(p)
 
     def score(self, user_rows: sp.csr_matrix) -> np.ndarray:
         assert self.B is not None, "fit() first"

@@ -22,6 +22,7 @@ Components (each standardised per user so their weights are comparable):
 from __future__ import annotations
 
 import itertools
+import uuid
 
 import numpy as np
 import scipy.sparse as sp
@@ -148,6 +149,8 @@ class HybridScorer:
         self._pop: Popularity | None = None
         self._mapping: ContentMapping | None = None
         self._content: np.ndarray | None = None
+        self.fitted: InteractionData | None = None  # the binary rows fitted on (forget_user removes one)
+        self.version = ""  # changes with every fit and every forgotten user
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(
@@ -177,7 +180,38 @@ class HybridScorer:
             data = full
         self._fit_components(data, item_content, self.l2)
         self.items = list(data.items)
+        self.fitted = data
+        self.version = uuid.uuid4().hex[:12]
         return self
+
+    def forget_user(self, user_id: str) -> dict[str, object] | None:
+        """Remove one user from the fitted model as if they had never been in the training data.
+
+        EASE is downdated exactly (Sherman–Morrison on its kept inverse), popularity loses the user's
+        counts, and the content mapping is re-solved from the new EASE columns (closed form). The
+        blend weights and λ tuned on validation (when ``tune``) are kept: two grid choices, no rows.
+        Returns what changed (None when the user is not in the fit), and gives the model a new version.
+        """
+        data = self.fitted
+        if data is None or user_id not in data.user_index:
+            return None
+        assert self._ease is not None and self._pop is not None
+        u = data.user_index[user_id]
+        row = data.matrix[u]
+        before = self.version
+        self._ease.forget_rows(row)
+        self._pop.forget_rows(row)
+        keep = [i for i in range(data.n_users) if i != u]
+        self.fitted = InteractionData([data.users[i] for i in keep], list(data.items), data.matrix[keep])
+        if self._mapping is not None and self._content is not None and self.fitted.matrix.nnz:
+            self._mapping = ContentMapping(self.content_l2).fit(self.fitted, self._content, self._ease)
+        self.version = uuid.uuid4().hex[:12]
+        return {
+            "items": int(row.nnz),
+            "version_before": before,
+            "version_after": self.version,
+            "tuned_with_user": bool(self.tuning),
+        }
 
     def _carve(self, data: InteractionData) -> tuple[InteractionData, InteractionData]:
         coo = data.matrix.tocoo()

@@ -250,6 +250,44 @@ class Recommender:
             seconds=round(time.perf_counter() - started, 4),
         )
 
+    def forget_user(self, user_id: str) -> dict[str, object]:
+        """Drop everything held in memory about ``user_id`` (call after their rows left the store).
+
+        The cached collaborative row goes; the fitted model forgets the user exactly when it can
+        (``HybridScorer.forget_user``), else it is refitted on the remaining events. Returns what
+        was done to the model: ``method`` (downdate, refit, none) and the versions.
+        """
+        with self._lock:
+            self._rows.pop(user_id, None)
+            hybrid = self.hybrid
+        before = str(getattr(hybrid, "version", "") or "")
+        if hybrid is None:
+            return {"method": "none", "held_user": False, "version_before": None, "version_after": None}
+        forget = getattr(hybrid, "forget_user", None)
+        if callable(forget):
+            try:
+                with self._lock:
+                    done = forget(user_id)
+            except MmrecError:  # no inverse kept: fall through to a refit, the exact alternative
+                pass
+            else:
+                if done is None:
+                    return {
+                        "method": "none",
+                        "held_user": False,
+                        "version_before": before,
+                        "version_after": before,
+                    }
+                return {"method": "sherman-morrison downdate", "held_user": True, **done}
+        report = self.refit()
+        return {
+            "method": "refit",
+            "held_user": True,
+            "version_before": before,
+            "version_after": str(getattr(self.hybrid, "version", "") or ""),
+            "refit_seconds": report.seconds,
+        }
+
     def maybe_refit(self) -> RefitReport | None:
         """Refit when :meth:`needs_refit` says so (call it on a schedule, e.g. from ``mmrec refit``)."""
         return self.refit() if self.needs_refit() else None

@@ -9,6 +9,7 @@ folder, so ``..%2F..%2Fetc%2Fpasswd`` is just an unknown id: 404.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -327,6 +328,47 @@ def create_app(
         if not body.text.strip():
             raise ApiError(422, "the description is empty", field="text")
         return JSONResponse(payload(await run(library.describe_user, user_id, body.text)))
+
+    def require_key(request: Request) -> None:
+        """A user's export is personal data: like writes, it needs the API key when one is set."""
+        if not api_key:
+            return
+        auth = request.headers.get("authorization", "")
+        sent = (
+            auth[7:].strip()
+            if auth[:7].lower() == "bearer "
+            else request.headers.get("x-api-key", "").strip()
+        )
+        if not hmac.compare_digest(sent.encode(), api_key.encode()):
+            raise ApiError(
+                401,
+                "a user's export needs the API key: send `Authorization: Bearer KEY` or `X-API-Key: KEY`",
+                field="Authorization",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    @app.get(
+        "/api/users/{user_id}/export",
+        response_model=schemas.UserExport,
+        responses=_WRITE_ERRORS,
+        tags=["users"],
+    )
+    async def export_user(user_id: UserId, request: Request) -> JSONResponse:
+        """Everything held about the user: events, comments with analyses, served lists, profile
+        summary and self-description. Needs the API key when the server has one."""
+        require_key(request)
+        return JSONResponse(payload(await run(library.export_user, user_id)))
+
+    @app.delete(
+        "/api/users/{user_id}",
+        response_model=schemas.ErasureReceipt,
+        responses=_WRITE_ERRORS,
+        tags=["users"],
+    )
+    async def forget_user(user_id: UserId) -> JSONResponse:
+        """Erase the user everywhere (rows, profile, served lists, their share of popularity and of
+        the collaborative model, SQLite free pages and WAL) and return the erasure receipt."""
+        return JSONResponse(payload(await run(library.forget_user, user_id)))
 
     # ------------------------------------------------------------------ feedback
     @app.post("/api/events", response_model=schemas.IngestResult, responses=_WRITE_ERRORS, tags=["feedback"])

@@ -146,3 +146,55 @@ class DescribeResult(_Open):
     user: str
     description: str
     dim: int
+
+
+class ModelErasure(_Open):
+    model: str
+    method: str = Field(description="`sherman-morrison downdate`, `refit` or `none`.")
+    held_user: bool
+    version_before: str | None = Field(description="The model version that still held the user.")
+    version_after: str | None
+    note: str
+
+
+class SqliteScrub(_Open):
+    file: str
+    secure_delete: bool
+    vacuumed: bool
+    wal_truncated: bool
+    wal_bytes: int
+    free_pages: int
+
+
+class ErasureReceipt(_Open):
+    """What `DELETE /api/users/{id}` removed, where, and when."""
+
+    user_id: str
+    library: str
+    erased_at: float
+    erased_at_iso: str
+    removed: dict[str, int] = Field(
+        description="Rows per kind: events, comments, comment_analyses, served, profiles, self_description."
+    )
+    total_rows: int
+    popularity_items: int
+    models: list[ModelErasure]
+    sqlite: list[SqliteScrub]
+    memory: list[str]
+    not_on_disk: list[str]
+    seconds: float
+
+
+class UserExport(_Open):
+    """Everything the library holds about one user."""
+
+    user_id: str
+    library: str
+    exported_at: float
+    exported_at_iso: str
+    counts: dict[str, int]
+    events: list[dict[str, JsonScalar]]
+    comments: list[dict[str, object]]
+    served: list[dict[str, JsonScalar]]
+    profile: ProfileSummary | None
+    description: str
