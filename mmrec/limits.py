@@ -41,3 +41,21 @@ def too_long(value: str, limit: int) -> str | None:
     if len(value) <= limit:
         return None
     return f"{len(value)} characters; the limit is {limit}"
+
+
+def check_item_text(where: str, item_id: str | None, title: str, description: str, tags: list[str]) -> None:
+    """Refuse item metadata (a sidecar or a manifest row at ``where``) above the bounds, naming the field."""
+    from mmrec.errors import InvalidInputError
+
+    for name, value, limit in (
+        ("item_id", item_id or "", MAX_ID_CHARS),
+        ("title", title, MAX_TITLE_CHARS),
+        ("description", description, MAX_ITEM_DESCRIPTION_CHARS),
+    ):
+        if reason := too_long(value, limit):
+            raise InvalidInputError(where, name, reason)
+    if len(tags) > MAX_TAGS:
+        raise InvalidInputError(where, "tags", f"{len(tags)} tags; the limit is {MAX_TAGS}")
+    for tag in tags:
+        if reason := too_long(tag, MAX_TAG_CHARS):
+            raise InvalidInputError(where, "tags", f"a tag of {reason}")

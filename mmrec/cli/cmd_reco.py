@@ -95,6 +95,17 @@ def _texts_from(source: str) -> list[str]:
     path = Path(source)
     if not path.is_file():
         return [source]
+    try:
+        return _read_texts(path)
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            str(path),
+            "file",
+            f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8",
+        ) from None
+
+
+def _read_texts(path: Path) -> list[str]:
     suffix = path.suffix.lower()
     if suffix == ".txt":
         return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]

@@ -70,6 +70,22 @@ class MmrecGroup(click.Group):
     errors pass through untouched.
     """
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Refuse arguments that are not valid UTF-8 (Python carries such bytes as lone surrogates,
+        which would fail deep inside a model or SQLite)."""
+        for arg in args:
+            raw = arg.encode("utf-8", "surrogateescape")
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                shown = raw.decode("utf-8", "backslashreplace")
+                raise click.UsageError(
+                    f"argument {shown!r} is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); "
+                    "use a UTF-8 terminal or locale",
+                    ctx,
+                ) from None
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
