@@ -47,3 +47,16 @@ mmrec recommend 小明 -k 5
 step "mmrec describe-user carol (cold start from a self-description)"
 mmrec describe-user carol "我喜欢大象和长颈鹿这样的野生动物"
 mmrec recommend carol -k 3
+
+step "mmrec thumbnails   (pictures for the web page; only a library encoded by an older mmrec lacks them)"
+mmrec thumbnails
+
+step "see it in a browser"
+cat <<MSG
+Serve the sample library and open the web page (search in English or Chinese, play previews,
+similar items, alice's profile and explained recommendations with like/dislike/skip):
+
+    source .venv/bin/activate
+    mmrec serve --library "$MMREC_LIBRARY"
+    # then open http://127.0.0.1:8000/   (JSON API under /api, OpenAPI at /docs)
+MSG

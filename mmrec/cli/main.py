@@ -24,9 +24,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 DEBUG_ENV = "MMREC_DEBUG"
-USER_ERROR_EXIT = (
-    2  # a typed error the user can act on (bad argument, file, library); click's usage errors too
-)
+# A typed error the user can act on (bad argument, file, library), as click's usage errors.
+USER_ERROR_EXIT = 2
 INTERNAL_ERROR_EXIT = 1  # anything else is a bug in mmrec
 
 

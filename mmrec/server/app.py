@@ -123,11 +123,7 @@ class _WarmUp:
 
     def _run(self) -> None:
         try:
-            warm_up = getattr(self.library, "warm_up", None)
-            if callable(warm_up):
-                warm_up()
-            else:  # a Library from before warm_up existed: load what a query would
-                _ = self.library.index, self.library.fusion, self.library.models
+            self.library.warm_up()
         except MmrecError as exc:
             self.error = str(exc)
             log.error("warm-up failed: %s", exc)
@@ -261,10 +257,8 @@ def create_app(
     )
     async def thumbnail(item_id: str, request: Request) -> Response:
         """The item's picture (video keyframe, downscaled image, audio waveform), with ETag/304."""
-        get = getattr(library, "thumbnail", None)
-        thumb = await run(get, item_id) if callable(get) else None
-        if thumb is None:
-            await run(known_item, item_id)  # unknown item -> item_not_found; known -> no thumbnail
+        thumb = await run(library.thumbnail, item_id)
+        if thumb is None:  # a known item without a picture (unknown ids raise ItemNotFoundError)
             raise ApiError(404, f"item {item_id!r} has no thumbnail", type="no_thumbnail", field="item_id")
         return bytes_response(thumb.data, thumb.mime, thumb.etag, request.headers)
 

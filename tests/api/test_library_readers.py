@@ -20,11 +20,11 @@ EXTRA = {"guitar_classical": "hobbies", "carrot": "food"}
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file with its size and mtime; SQLite's own -wal/-shm coordination files aside."""
+    """Every file with its size and mtime (SQLite's -wal/-shm exist only while a connection is open)."""
     return {
         str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+        if p.is_file()
     }
 
 

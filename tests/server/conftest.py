@@ -63,8 +63,9 @@ def server_library_path(server_media: Path, tmp_path_factory: pytest.TempPathFac
     """The folder of a freshly encoded library; tests that write open their own copy."""
     path = tmp_path_factory.mktemp("server-lib") / "library"
     with Library(path, device="cpu") as lib:
-        summary = lib.encode(server_media, workers=1, progress=False)
-        assert summary.failed == 0
+        # A generous decode timeout: a busy shared machine must not turn into a failed video.
+        summary = lib.encode(server_media, workers=1, progress=False, decode_timeout_s=600)
+        assert summary.failed == 0, summary.failure_reasons
     return path
 
 
