@@ -259,3 +259,26 @@ def test_unexpected_exception_is_one_line() -> None:
     )
     debug = CliRunner().invoke(group, ["broken"], env={"MMREC_DEBUG": "1"})
     assert "Traceback (most recent call last)" in debug.output and debug.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["evaluate", "--dataset", "{missing}"],
+        ["encode", "{media}", "--metadata", "{missing}", "--library", "{tmp}/lib"],
+        ["inspect", "{garbage}"],
+        ["analyze", "{missing}.jsonl"],
+    ],
+    ids=["evaluate-dataset", "encode-metadata", "inspect-garbage", "analyze-text"],
+)
+def test_missing_or_bad_option_files(args: list[str], files: dict[str, Path], tmp_path: Path) -> None:
+    """Files named by options, and a media file of random bytes: one error line, exit 2 (analyze takes a
+    path that is not there as the text itself, so it succeeds)."""
+    values = {
+        "missing": str(tmp_path / "not-there"),
+        "media": str(files["empty-media"]),
+        "tmp": str(tmp_path),
+        "garbage": str(files["garbage.mp4"]),
+    }
+    full = [a.format(**values) for a in args]
+    _assert_clean(_run(full), full, codes=(0,) if args[0] == "analyze" else (2,))
