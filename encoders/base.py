@@ -16,6 +16,14 @@ import numpy as np
 TextRole = Literal["query", "passage"]
 
 
+class MmrecError(Exception):
+    """Root of every error mmrec raises on purpose: a user can act on it, so front ends print it as one line.
+
+    It lives in the lowest layer so that encoder, media and hub errors can join the family without the
+    encoders importing ``mmrec``; ``mmrec.errors.MmrecError`` is this same class.
+    """
+
+
 @dataclass(frozen=True)
 class EncoderInfo:
     """What produced a vector: enough to refuse mixing vectors of different models."""

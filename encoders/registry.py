@@ -20,6 +20,7 @@ from encoders.base import (
     AudioEncoder,
     CrossModalTextTower,
     FrameEncoder,
+    MmrecError,
     SpeechRecognizer,
     TextEncoder,
 )
@@ -41,7 +42,7 @@ _BUNDLED_MODULES: dict[str, str] = {
 }
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(MmrecError, ValueError):
     """A model profile or config file is unusable; ``str()`` names the file and field."""
 
     def __init__(self, source: str, field_name: str | None, reason: str) -> None:

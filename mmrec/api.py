@@ -27,6 +27,7 @@ import numpy as np
 from mmrec.errors import IndexUnavailableError, InvalidInputError, ItemNotFoundError, MmrecError
 from mmrec.events.reader import ReadResult, parse_rows, read_events
 from mmrec.events.records import CommentRecord, EventRecord
+from mmrec.limits import MAX_ANALYZE_CHARS, MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_QUERY_CHARS, too_long
 from mmrec.recommend.recommender import UnknownUserError
 from mmrec.results import (
     CommentAnalysis,
@@ -429,6 +430,8 @@ class Library:
         text = text.strip()
         if not text:
             raise InvalidInputError("search", "q", "the query text is empty")
+        if reason := too_long(text, MAX_QUERY_CHARS):
+            raise InvalidInputError("search", "q", f"the query is {reason}; shorten it")
         _check_k(k)
         self.refresh()
         query = self.text_query_vector(text)
@@ -565,6 +568,8 @@ class Library:
         text = text.strip()
         if not text:
             raise InvalidInputError("describe-user", "text", "the self-description is empty")
+        if reason := too_long(text, MAX_DESCRIPTION_CHARS):
+            raise InvalidInputError("describe-user", "text", f"the self-description is {reason}; shorten it")
         self.refresh()
         vector = self.text_query_vector(text)
         with self._events_lock:
@@ -647,9 +652,13 @@ class Library:
         parsed = parse_rows(_rows(rows, "comments"), "comments", default_timestamp=time.time())
         return self._store(parsed, analyzer)
 
-    def ingest(self, file: str | Path, analyzer: str = "bundled") -> IngestResult:
-        """Ingest an events or comments file (CSV, JSONL, Parquet): what ``mmrec ingest`` runs."""
-        return self._store(read_events(file), analyzer, source=str(file))
+    def ingest(
+        self, file: str | Path, analyzer: str = "bundled", encoding: str | None = None
+    ) -> IngestResult:
+        """Ingest an events or comments file (CSV, JSONL, Parquet): what ``mmrec ingest`` runs.
+
+        ``encoding`` names a text file's encoding when it is not UTF-8/16/32 (e.g. "latin-1")."""
+        return self._store(read_events(file, encoding=encoding), analyzer, source=str(file))
 
     def analyze(self, texts: Sequence[str], analyzer: str = "bundled") -> list[CommentAnalysis]:
         """Language, sentiment and keywords of each text."""
@@ -702,6 +711,7 @@ class Library:
             errors=list(parsed.errors),
             users=users,
             profiles_updated=updated,
+            warnings=list(parsed.warnings),
         )
 
     def _refit_if_needed(self, reco: Recommender) -> None:
@@ -854,6 +864,9 @@ def analyze_texts(
 def _analyses(analyzer: CommentAnalyzer, texts: Sequence[str]) -> list[CommentAnalysis]:
     if isinstance(texts, str):
         raise InvalidInputError("analyze", "texts", "expected a list of texts, got one string")
+    for n, text in enumerate(texts, start=1):
+        if reason := too_long(str(text), MAX_ANALYZE_CHARS):
+            raise InvalidInputError("analyze", f"texts[{n}]", f"text {n} is {reason}; shorten it")
     found = analyzer.analyze(list(texts))
     return [CommentAnalysis(a.text, a.language, float(a.sentiment), list(a.keywords)) for a in found]
 
@@ -866,6 +879,8 @@ def _check_k(k: int) -> None:
 def _user(user_id: str, source: str) -> str:
     if not isinstance(user_id, str) or not user_id.strip():
         raise InvalidInputError(source, "user_id", "must be a non-empty string")
+    if reason := too_long(user_id.strip(), MAX_ID_CHARS):
+        raise InvalidInputError(source, "user_id", reason)
     return user_id.strip()
 
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from encoders.base import MmrecError
 
-class MmrecError(Exception):
-    """Base of every error mmrec raises on purpose (catch this in the front layer)."""
+__all__ = [
+    "IndexUnavailableError",
+    "InvalidInputError",
+    "ItemNotFoundError",
+    "LibraryError",
+    "LibraryNotFoundError",
+    "MmrecError",
+    "ModelMismatchError",
+]
 
 
 class LibraryError(MmrecError):

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmrec.events.records import RowError
+from mmrec.events.records import RowError, RowWarning
 from mmrec.recommend.recommender import Recommendation
 from mmrec.store import ItemRecord
 
@@ -177,6 +177,7 @@ class IngestResult:
     errors: list[RowError]
     users: list[str]
     profiles_updated: int
+    warnings: list[RowWarning] = field(default_factory=list)  # rows kept but changed (truncated comments)
 
     def to_dict(self) -> JSONDict:
         return {
@@ -184,6 +185,7 @@ class IngestResult:
             "added": self.added,
             "duplicates": self.duplicates,
             "errors": [asdict(e) for e in self.errors],
+            "warnings": [asdict(w) for w in self.warnings],
             "users": list(self.users),
             "profiles_updated": self.profiles_updated,
         }

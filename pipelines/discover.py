@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmrec.errors import InvalidInputError
+from mmrec.limits import check_item_text
 
 SIDECAR_SUFFIX = ".json"
 MANIFEST_FIELDS = ("path", "item_id", "title", "description", "tags")
@@ -146,13 +147,15 @@ def _meta_from_mapping(data: dict, where: str) -> ItemMeta:
     item_id = data.get("item_id")
     item_id = str(item_id).strip() if item_id not in (None, "") else None
     extra = {k: v for k, v in data.items() if k not in MANIFEST_FIELDS and v not in (None, "")}
-    return ItemMeta(
+    meta = ItemMeta(
         item_id=item_id,
         title=str(data.get("title") or "").strip(),
         description=str(data.get("description") or "").strip(),
         tags=_split_tags(data.get("tags"), where),
         extra=extra,
     )
+    check_item_text(where, meta.item_id, meta.title, meta.description, meta.tags)
+    return meta
 
 
 def read_sidecar(path: Path) -> ItemMeta:
@@ -189,12 +192,15 @@ def read_manifest(path: str | Path) -> list[tuple[str | None, ItemMeta]]:
         reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         if not reader.fieldnames or not ({"path", "item_id"} & set(reader.fieldnames)):
             raise InvalidInputError(f"{path}:1", "(header)", "must name at least 'path' or 'item_id'")
-        for row in reader:
-            if None in row:
-                raise InvalidInputError(
-                    f"{path}:{reader.line_num}", "(row)", "more cells than header columns"
-                )
-            rows.append((reader.line_num, dict(row)))
+        try:
+            for row in reader:
+                if None in row:
+                    raise InvalidInputError(
+                        f"{path}:{reader.line_num}", "(row)", "more cells than header columns"
+                    )
+                rows.append((reader.line_num, dict(row)))
+        except csv.Error as exc:  # e.g. a field above csv's 128 KiB limit, far above every field bound
+            raise InvalidInputError(f"{path}:{reader.line_num + 1}", "(row)", str(exc)) from None
     else:
         raise InvalidInputError(str(path), "(file)", "manifest must be .csv, .tsv or .jsonl")
     out: list[tuple[str | None, ItemMeta]] = []

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from encoders.base import MmrecError
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 HEAD_PATH = ASSETS / "sentiment_head.npz"
 E5_PREFIX = "query: "  # e5 recommends the query prefix for classification-style use
 ZH_SNOWNLP_WEIGHT = 0.5
 
 
-class SentimentHeadError(RuntimeError):
+class SentimentHeadError(MmrecError, RuntimeError):
     """The shipped head file is missing or does not match the embedding model."""
 
 

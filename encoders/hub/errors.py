@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from encoders.base import MmrecError
 
-class HubModelError(RuntimeError):
+
+class HubModelError(MmrecError, RuntimeError):
     """A hub model for a role is missing or unusable; the message says what to do about it."""
 
     def __init__(self, role: str, source: str, reason: str) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 
+from encoders.base import MmrecError
 
-class MediaError(Exception):
+
+class MediaError(MmrecError):
     """A media file could not be probed or decoded; ``path`` and ``reason`` say which and why."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:

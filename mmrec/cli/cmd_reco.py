@@ -48,11 +48,19 @@ def analyzer_option(func: Any) -> Any:
 @json_option
 @analyzer_option
 @device_option
-def ingest_cmd(file: Path, library: Path, as_json: bool, analyzer_profile: str, device: str) -> None:
+@click.option(
+    "--encoding",
+    default=None,
+    help="Text encoding of a CSV/JSONL file that is not UTF-8/16/32, e.g. latin-1 or cp1252 "
+    "(default: UTF-8, or what a byte-order mark says).",
+)
+def ingest_cmd(
+    file: Path, library: Path, as_json: bool, analyzer_profile: str, device: str, encoding: str | None
+) -> None:
     """Ingest an events or comments file (CSV, JSONL, Parquet; comments have a ``text`` column)."""
     lib = _library(library, device)
     try:
-        report = lib.ingest(file, analyzer=analyzer_profile)
+        report = lib.ingest(file, analyzer=analyzer_profile, encoding=encoding)
     finally:
         lib.close()
     refreshed = report.profiles_updated
@@ -63,6 +71,7 @@ def ingest_cmd(file: Path, library: Path, as_json: bool, analyzer_profile: str, 
         "duplicates": report.duplicates,
         "profiles_refreshed": refreshed,
         "errors": [{"line": e.line, "field": e.field, "reason": e.reason} for e in report.errors],
+        "warnings": [{"line": w.line, "field": w.field, "reason": w.reason} for w in report.warnings],
     }
     if as_json:
         print_json(payload)
@@ -76,12 +85,27 @@ def ingest_cmd(file: Path, library: Path, as_json: bool, analyzer_profile: str, 
         console.print(f"  [red]{file}:{e.line}[/] {e.field}: {e.reason}", highlight=False)
     if len(report.errors) > 50:
         console.print(f"  ... and {len(report.errors) - 50} more (use --json for all)")
+    for w in report.warnings[:50]:
+        console.print(f"  [yellow]{file}:{w.line}[/] {w.field}: {w.reason}", highlight=False)
+    if len(report.warnings) > 50:
+        console.print(f"  ... and {len(report.warnings) - 50} more warnings (use --json for all)")
 
 
 def _texts_from(source: str) -> list[str]:
     path = Path(source)
     if not path.is_file():
         return [source]
+    try:
+        return _read_texts(path)
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            str(path),
+            "file",
+            f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8",
+        ) from None
+
+
+def _read_texts(path: Path) -> list[str]:
     suffix = path.suffix.lower()
     if suffix == ".txt":
         return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]

@@ -1,7 +1,9 @@
 """The ``mmrec`` console script: a thin layer over the Python API.
 
-User errors (typed ``MmrecError``s, bad media) print one ``error: ...`` line on stderr and exit
-with status 2; nothing else is printed on stdout, so ``--json`` output stays parseable.
+User errors (typed ``MmrecError``s: bad media, arguments, files, libraries) print one ``error: ...``
+line on stderr and exit with status 2; nothing else is printed on stdout, so ``--json`` output stays
+parseable. Any other exception is a bug: one ``error:`` line too (exit 1), and ``MMREC_DEBUG=1``
+prints the traceback.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 
 import click
 
@@ -20,31 +23,78 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+DEBUG_ENV = "MMREC_DEBUG"
+# A typed error the user can act on (bad argument, file, library), as click's usage errors.
+USER_ERROR_EXIT = 2
+INTERNAL_ERROR_EXIT = 1  # anything else is a bug in mmrec
+
+
+def debug_enabled() -> bool:
+    """``MMREC_DEBUG=1`` (or any value but empty/0/false/no) shows tracebacks."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def error_line(exc: BaseException) -> str:
+    """The one ``error: ...`` line printed for ``exc`` (newlines folded so it stays one line)."""
+    from encoders.base import MmrecError
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, MmrecError):
+        return f"error: {text}"
+    if isinstance(exc, OSError) and exc.strerror:
+        # The environment refused (disk full, permission, a file that vanished): name the file.
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return f"error: {where}{exc.strerror}"
+    return (
+        f"error: unexpected {type(exc).__name__}: {text}. This is a bug in mmrec: rerun with "
+        f"{DEBUG_ENV}=1 to see the traceback and report it with that output"
+    )
+
+
+def exit_code(exc: BaseException) -> int:
+    """2 for errors the user can act on (typed errors, refusals by the OS), 1 for bugs."""
+    from encoders.base import MmrecError
+
+    if isinstance(exc, MmrecError) or (isinstance(exc, OSError) and exc.strerror):
+        return USER_ERROR_EXIT
+    return INTERNAL_ERROR_EXIT
+
+
 class MmrecGroup(click.Group):
-    """Turns typed errors into one readable line instead of a traceback."""
+    """Turns every error into one readable ``error:`` line on stderr instead of a traceback.
+
+    Typed errors (``MmrecError``: media, hub, model config, fusion, index, library, input) and OS
+    refusals exit with 2; anything else is a bug and exits with 1 with a hint to rerun with
+    ``MMREC_DEBUG=1``, which prints the traceback before the line. Click's own exits and usage
+    errors pass through untouched.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Refuse arguments that are not valid UTF-8 (Python carries such bytes as lone surrogates,
+        which would fail deep inside a model or SQLite)."""
+        for arg in args:
+            raw = arg.encode("utf-8", "surrogateescape")
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                shown = raw.decode("utf-8", "backslashreplace")
+                raise click.UsageError(
+                    f"argument {shown!r} is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); "
+                    "use a UTF-8 terminal or locale",
+                    ctx,
+                ) from None
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except Exception as exc:
-            if not isinstance(exc, _user_error_types()):
-                raise
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-
-def _user_error_types() -> tuple[type[Exception], ...]:
-    """MmrecError, plus the encoders' MediaError and ModelConfigError when their modules are loaded
-    (an error of a module never imported cannot occur; importing the model registry means importing
-    torch, which commands such as ``similar`` by id or ``recommend`` otherwise never need)."""
-    from mmrec.errors import MmrecError
-
-    found: list[type[Exception]] = [MmrecError]
-    for module, name in (("encoders.media.errors", "MediaError"), ("encoders.registry", "ModelConfigError")):
-        loaded = sys.modules.get(module)
-        if loaded is not None:
-            found.append(getattr(loaded, name))
-    return tuple(found)
+            if debug_enabled():
+                traceback.print_exc(file=sys.stderr)
+            click.echo(error_line(exc), err=True)
+            sys.exit(exit_code(exc))
 
 
 @click.group(cls=MmrecGroup, context_settings={"help_option_names": ["-h", "--help"]})

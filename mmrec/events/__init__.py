@@ -2,7 +2,7 @@
 
 from mmrec.events.ingest import Analyzer, IngestReport, ingest
 from mmrec.events.reader import ReadResult, parse_rows, parse_timestamp, read_events
-from mmrec.events.records import EVENT_KINDS, CommentRecord, EventFileError, EventRecord, RowError
+from mmrec.events.records import EVENT_KINDS, CommentRecord, EventFileError, EventRecord, RowError, RowWarning
 from mmrec.events.store import EventStore, StoredComment
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "IngestReport",
     "ReadResult",
     "RowError",
+    "RowWarning",
     "StoredComment",
     "ingest",
     "parse_rows",

@@ -2,11 +2,19 @@
 
 A file is a comments file when it has a ``text`` column, an events file otherwise. Bad rows never stop
 the read: each becomes a :class:`RowError` with its line number, and the rest are returned.
+
+Text files are UTF-8 unless a byte-order mark says UTF-8/16/32 or the NUL pattern of the first bytes
+says UTF-16 without one; anything else that is not valid UTF-8 (latin-1, cp1252: indistinguishable
+from each other by their bytes) is refused as a whole with the line and byte, unless the caller names
+the encoding. Values and sizes are bounded (``mmrec.limits``): out-of-range rows are rejected per row
+with the field named; comments longer than ``MAX_COMMENT_CHARS`` are truncated with a warning.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -15,7 +23,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mmrec.events.records import EVENT_KINDS, CommentRecord, EventFileError, EventRecord, RowError
+from mmrec.events.records import (
+    EVENT_KINDS,
+    CommentRecord,
+    EventFileError,
+    EventRecord,
+    RowError,
+    RowWarning,
+)
+from mmrec.limits import (
+    MAX_COMMENT_CHARS,
+    MAX_FIELD_CHARS,
+    MAX_ID_CHARS,
+    MIN_TIMESTAMP,
+    RATING_RANGE,
+    WATCH_RATIO_RANGE,
+    max_timestamp,
+    too_long,
+)
 
 EVENT_COLUMNS = ("user_id", "item_id", "event", "timestamp")
 COMMENT_COLUMNS = ("user_id", "item_id", "text", "timestamp")
@@ -30,23 +55,91 @@ class ReadResult:
     events: list[EventRecord] = field(default_factory=list)
     comments: list[CommentRecord] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    warnings: list[RowWarning] = field(default_factory=list)
 
 
-def read_events(path: str | Path) -> ReadResult:
-    """Read an events or comments file; the format comes from the suffix (.csv, .jsonl/.ndjson, .parquet)."""
+def read_events(path: str | Path, encoding: str | None = None) -> ReadResult:
+    """Read an events or comments file; the format comes from the suffix (.csv, .jsonl/.ndjson, .parquet).
+
+    ``encoding`` overrides the detection of a text file's encoding (e.g. "latin-1").
+    """
     p = Path(path)
     if not p.is_file():
         raise EventFileError(str(p), "file not found")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise EventFileError(str(p), f"unknown encoding {encoding!r}") from None
     suffix = p.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        rows = _csv_rows(p, "\t" if suffix == ".tsv" else ",")
+        rows = _csv_rows(p, "\t" if suffix == ".tsv" else ",", encoding)
     elif suffix in (".jsonl", ".ndjson", ".json"):
-        rows = _jsonl_rows(p)
+        rows = _jsonl_rows(p, encoding)
     elif suffix == ".parquet":
         rows = _parquet_rows(p)
     else:
         raise EventFileError(str(p), f"unsupported format {suffix!r}: use .csv, .jsonl or .parquet")
     return _parse(rows)
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_SAMPLE_BYTES = 1 << 16
+
+
+def detect_encoding(p: Path) -> str:
+    """The encoding of a text file: its BOM, UTF-16 by its NUL pattern, else UTF-8 when its start is valid.
+
+    Raises :class:`EventFileError` naming the file, line and byte when the start is neither: single-byte
+    encodings (latin-1, cp1252, ...) cannot be told apart from their bytes, so the caller must name one.
+    """
+    with p.open("rb") as fh:
+        sample = fh.read(_SAMPLE_BYTES)
+    for bom, name in _BOMS:
+        if sample.startswith(bom):
+            return name
+    even, odd = sample[0::2], sample[1::2]
+    if len(sample) >= 4 and odd.count(0) > len(odd) // 2 and even.count(0) == 0:
+        return "utf-16-le"  # ASCII-range text in UTF-16 without a BOM: every second byte is NUL
+    if len(sample) >= 4 and even.count(0) > len(even) // 2 and odd.count(0) == 0:
+        return "utf-16-be"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=len(sample) < _SAMPLE_BYTES)
+    except UnicodeDecodeError as exc:
+        raise _decode_error(p, "utf-8", sample, exc) from None
+    return "utf-8"
+
+
+def _decode_error(p: Path, encoding: str, data: bytes, exc: UnicodeDecodeError) -> EventFileError:
+    line = data[: exc.start].count(b"\n") + 1
+    return EventFileError(
+        str(p),
+        f"line {line} is not valid {encoding} (byte 0x{data[exc.start]:02x} at offset {exc.start}: "
+        f"{exc.reason}); save the file as UTF-8, or name its encoding (`mmrec ingest --encoding latin-1`)",
+    )
+
+
+def _text_lines(p: Path, encoding: str | None) -> Iterator[str]:
+    """Decoded lines (newlines kept, as csv wants); a decoding error later in the file names its line."""
+    name = encoding or detect_encoding(p)
+    count = 0
+    with p.open("rb") as raw, io.TextIOWrapper(raw, encoding=name, newline="") as fh:
+        try:
+            for line in fh:
+                count += 1
+                yield line
+        except UnicodeDecodeError as exc:
+            raise EventFileError(
+                str(p),
+                f"not valid {name} after line {count} ({exc.reason}); save the file as UTF-8, "
+                "or name its encoding (`mmrec ingest --encoding latin-1`)",
+            ) from None
 
 
 def parse_rows(rows: Sequence[object], kind: str, default_timestamp: float | None = None) -> ReadResult:
@@ -86,10 +179,13 @@ def _parse(
         if kind is None and (result is None or (not result.events and not result.comments and "text" in row)):
             found = "comments" if "text" in row else "events"
             errors = result.errors if result else []
-            result = ReadResult(kind=found, errors=errors)
+            warnings = result.warnings if result else []
+            result = ReadResult(kind=found, errors=errors, warnings=warnings)
         assert result is not None
+        if _oversized(line, row, result.errors):
+            continue
         if result.kind == "comments":
-            rec = _comment(line, row, result.errors)
+            rec = _comment(line, row, result.errors, result.warnings)
             if rec:
                 result.comments.append(rec)
         else:
@@ -99,38 +195,57 @@ def _parse(
     return result or ReadResult(kind="events")
 
 
-def _csv_rows(p: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
-    with p.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        if not reader.fieldnames:
+def _csv_rows(
+    p: Path, delimiter: str, encoding: str | None
+) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    consumed = 0  # physical lines the csv reader has pulled: a row's first line is the count before it + 1
+
+    def counted() -> Iterator[str]:
+        nonlocal consumed
+        for text in _text_lines(p, encoding):
+            consumed += 1
+            yield text
+
+    previous_limit = csv.field_size_limit(MAX_FIELD_CHARS)
+    try:
+        reader = csv.DictReader(counted(), delimiter=delimiter)
+        try:
+            fieldnames = reader.fieldnames
+        except csv.Error as exc:
+            raise EventFileError(str(p), f"unreadable header row ({exc})") from None
+        if not fieldnames:
             raise EventFileError(str(p), "empty file: no header row")
-        start = reader.line_num + 1
-        for row in reader:
+        while True:
+            start = consumed + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                reason = str(exc)
+                if "field limit" in reason:
+                    reason = f"a field is longer than {MAX_FIELD_CHARS} characters (the limit)"
+                yield start, RowError(start, "row", reason)
+                continue
             if None in row:
-                yield (
-                    start,
-                    RowError(
-                        start,
-                        "row",
-                        f"{len(row[None]) + len(reader.fieldnames)} fields, header has {len(reader.fieldnames)}",
-                    ),
-                )
+                n_fields = len(row[None]) + len(fieldnames)
+                yield start, RowError(start, "row", f"{n_fields} fields, header has {len(fieldnames)}")
             else:
                 yield start, row
-            start = reader.line_num + 1
+    finally:
+        csv.field_size_limit(previous_limit)
 
 
-def _jsonl_rows(p: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
-    with p.open(encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                yield n, RowError(n, "row", f"invalid JSON ({exc.msg})")
-                continue
-            yield n, obj if isinstance(obj, dict) else RowError(n, "row", "not a JSON object")
+def _jsonl_rows(p: Path, encoding: str | None) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    for n, raw in enumerate(_text_lines(p, encoding), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            yield n, RowError(n, "row", f"invalid JSON ({exc.msg})")
+            continue
+        yield n, obj if isinstance(obj, dict) else RowError(n, "row", "not a JSON object")
 
 
 def _parquet_rows(p: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
@@ -151,8 +266,12 @@ def _require(row: dict[str, Any], name: str, line: int, errors: list[RowError]) 
     return str(value).strip()
 
 
-def parse_timestamp(value: Any) -> float:
-    """Unix seconds (int/float/numeric string) or ISO 8601 (naive means UTC) -> float unix seconds."""
+def parse_timestamp(value: Any, now: float | None = None) -> float:
+    """Unix seconds (int/float/numeric string) or ISO 8601 (naive means UTC) -> float unix seconds.
+
+    Accepted times run from 1970 to ``MAX_FUTURE_S`` past ``now`` (default: this machine's clock): a
+    time far in the future would outweigh every other event of its user under time decay.
+    """
     if isinstance(value, datetime):
         dt = value
     else:
@@ -162,12 +281,39 @@ def parse_timestamp(value: Any) -> float:
         except ValueError:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
         else:
-            if not math.isfinite(ts) or ts < 0:
-                raise ValueError("must be a finite non-negative unix time")
-            return ts
+            if not math.isfinite(ts):
+                raise ValueError("must be a finite unix time")
+            return _in_time_range(ts, now)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+    return _in_time_range(dt.timestamp(), now)
+
+
+def _in_time_range(ts: float, now: float | None) -> float:
+    latest = max_timestamp(now)
+    if ts < MIN_TIMESTAMP:
+        raise ValueError("before 1970-01-01")
+    if ts > latest:
+        limit = datetime.fromtimestamp(latest, tz=timezone.utc).isoformat(timespec="seconds")
+        raise ValueError(f"in the future: the latest accepted time is {limit}")
+    return ts
+
+
+def _oversized(line: int, row: dict[str, Any], errors: list[RowError]) -> bool:
+    """Refuse a row holding a text field above ``MAX_FIELD_CHARS`` (any source, not only CSV)."""
+    for name, value in row.items():
+        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            errors.append(RowError(line, name, f"{too_long(value, MAX_FIELD_CHARS)} for one field"))
+            return True
+    return False
+
+
+def _identifier(row: dict[str, Any], name: str, line: int, errors: list[RowError]) -> str | None:
+    value = _require(row, name, line, errors)
+    if value is not None and (reason := too_long(value, MAX_ID_CHARS)):
+        errors.append(RowError(line, name, reason))
+        return None
+    return value
 
 
 def _timestamp(row: dict[str, Any], line: int, errors: list[RowError]) -> float | None:
@@ -176,15 +322,18 @@ def _timestamp(row: dict[str, Any], line: int, errors: list[RowError]) -> float 
         return None
     try:
         return parse_timestamp(row["timestamp"])
-    except ValueError as exc:
-        errors.append(RowError(line, "timestamp", f"{raw!r} is not a unix time or ISO 8601 date ({exc})"))
+    except (ValueError, OverflowError) as exc:
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        errors.append(
+            RowError(line, "timestamp", f"{shown!r} is not an accepted unix time or ISO 8601 date ({exc})")
+        )
         return None
 
 
 def _event(line: int, row: dict[str, Any], errors: list[RowError]) -> EventRecord | None:
     n_before = len(errors)
-    user = _require(row, "user_id", line, errors)
-    item = _require(row, "item_id", line, errors)
+    user = _identifier(row, "user_id", line, errors)
+    item = _identifier(row, "item_id", line, errors)
     kind = _require(row, "event", line, errors)
     if kind is not None and kind.lower() not in EVENT_KINDS:
         errors.append(RowError(line, "event", f"{kind!r} is not one of {', '.join(EVENT_KINDS)}"))
@@ -213,19 +362,28 @@ def _value(raw: Any, kind: str, line: int, errors: list[RowError]) -> float | No
     if not math.isfinite(value):
         errors.append(RowError(line, "value", "must be finite"))
         return None
-    if kind == "view" and not 0.0 <= value <= 1.0:
-        errors.append(RowError(line, "value", f"watch ratio {value} is outside 0..1"))
-        return None
+    for event, what, (low, high) in (
+        ("view", "watch ratio", WATCH_RATIO_RANGE),
+        ("rating", "rating", RATING_RANGE),
+    ):
+        if kind == event and not low <= value <= high:
+            errors.append(RowError(line, "value", f"{what} {value:g} is outside {low:g}..{high:g}"))
+            return None
     return value
 
 
-def _comment(line: int, row: dict[str, Any], errors: list[RowError]) -> CommentRecord | None:
+def _comment(
+    line: int, row: dict[str, Any], errors: list[RowError], warnings: list[RowWarning]
+) -> CommentRecord | None:
     n_before = len(errors)
-    user = _require(row, "user_id", line, errors)
-    item = _require(row, "item_id", line, errors)
+    user = _identifier(row, "user_id", line, errors)
+    item = _identifier(row, "item_id", line, errors)
     text = _require(row, "text", line, errors)
     ts = _timestamp(row, line, errors)
     if len(errors) > n_before:
         return None
     assert user and item and text and ts is not None
+    if reason := too_long(text, MAX_COMMENT_CHARS):
+        warnings.append(RowWarning(line, "text", f"{reason}: truncated to the first {MAX_COMMENT_CHARS}"))
+        text = text[:MAX_COMMENT_CHARS].rstrip()
     return CommentRecord(user_id=user, item_id=item, text=text, timestamp=ts)

@@ -50,6 +50,18 @@ class RowError:
         return f"line {self.line}: {self.field}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class RowWarning:
+    """A row that was kept, but changed (e.g. a comment truncated to the length limit): where, which field, how."""
+
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.reason}"
+
+
 class EventFileError(MmrecError, ValueError):
     """The file as a whole cannot be read (missing, unknown format, no usable columns)."""
 

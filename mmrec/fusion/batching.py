@@ -10,10 +10,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from mmrec.errors import MmrecError
 from mmrec.fusion.model import SET_MODALITY
 
 
-class FusionInputError(ValueError):
+class FusionInputError(MmrecError, ValueError):
     """An item's vectors cannot be fused; the message names the item position, modality and reason."""
 
 

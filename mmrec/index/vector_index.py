@@ -23,6 +23,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from mmrec.errors import MmrecError
 from mmrec.index.atomic import read_folder, write_folder_atomically
 from mmrec.index.choice import DEFAULT_EXACT_THRESHOLD, DEFAULT_MEMORY_BUDGET, choose_factory
 from mmrec.index.rwlock import ReadWriteLock
@@ -39,7 +40,7 @@ EXACT_FILTER_LIMIT = 4096  # filtered HNSW searches over at most this many ids a
 SMALL_SEARCH_WORK = 1 << 25
 
 
-class VectorIndexError(ValueError):
+class VectorIndexError(MmrecError, ValueError):
     """Bad index input or an unusable index folder; the message names the field or file."""
 
 
@@ -128,7 +129,12 @@ class VectorIndex:
         try:
             inner = faiss.index_factory(int(dim), chosen, _METRICS[metric])
         except RuntimeError as exc:
-            raise VectorIndexError(f"factory {chosen!r}: FAISS cannot build it ({exc})") from exc
+            # FAISS prefixes the reason with its C++ location; the user needs only the reason.
+            reason = str(exc).strip().rsplit(": ", 1)[-1]
+            raise VectorIndexError(
+                f"factory {chosen!r}: FAISS cannot build it ({reason}); see "
+                "https://github.com/facebookresearch/faiss/wiki/The-index-factory for the syntax"
+            ) from exc
         _set_ef_construction(inner, DEFAULT_EF_CONSTRUCTION)
         index = inner
         if _mode_for(chosen) == "native" and not chosen.upper().startswith("IVF"):

@@ -56,18 +56,22 @@ def library(tmp_path_factory: pytest.TempPathFactory, stamps_dir: Path) -> Libra
     return lib
 
 
-def test_train_fusion_refuses_without_encoders(library: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_fusion_refuses_without_encoders(
+    library: Library, monkeypatch: pytest.MonkeyPatch, stamps_dir: Path
+) -> None:
     keys = [int(r.key) for r in library.store.items()]
     before = library.store.fused(keys).copy()
     assert library.fusion.version == DEFAULT_VERSION
 
-    def boom(*_a: object, **_k: object) -> None:
-        raise AssertionError("re-fusing must not run an encoder")
+    def boom(role: str) -> None:
+        raise AssertionError(f"re-fusing must not use an encoder (role {role!r} was asked for)")
 
+    # Every encoder is reached through ModelSet._get (frames, audio, speech, text and the text towers),
+    # whatever method the pipeline calls on it (encode_and_tag, encode_text, transcribe...).
     models = library.models
-    monkeypatch.setattr(models.frames, "encode_frames", boom)
-    monkeypatch.setattr(models.frames, "tag_frames", boom)
-    monkeypatch.setattr(models.text, "encode_text", boom)
+    monkeypatch.setattr(models, "_get", boom)
+    with pytest.raises(AssertionError, match="must not use an encoder"):
+        library.similar(_pick(stamps_dir)[0])  # a file outside the library is encoded: the guard is live
     report = library.train_fusion(epochs=5, holdout_fraction=0.25, seed=0)
     monkeypatch.undo()
 
