@@ -1,7 +1,7 @@
 """Probe and decode media files with typed errors and bounded cost (see docs/architecture.md).
 
 Public API: ``probe``, ``sample_frames``, ``load_audio``, ``load_image``, ``decode_media`` with
-``DecodeSpec``/``DecodedMedia``, ``run_guarded``, and the ``MediaError`` family.
+``DecodeSpec``/``DecodedMedia``, ``run_guarded``, the ``MediaError`` family, and ``IMAGE_MAX_PIXELS``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from .errors import (
     DecoderCrashedError,
     DecodeTimeoutError,
     EmptyFileError,
+    ImageTooLargeError,
     MediaError,
     MissingMediaError,
     NoAudioError,
@@ -20,7 +21,7 @@ from .errors import (
 )
 from .frames import FrameMode, FrameSample, sample_frames
 from .guard import run_guarded
-from .image import load_image
+from .image import IMAGE_MAX_PIXELS, load_image
 from .info import MediaInfo, MediaKind, StreamInfo
 from .probe import probe
 
@@ -32,6 +33,8 @@ __all__ = [
     "DecodedMedia",
     "DecoderCrashedError",
     "EmptyFileError",
+    "IMAGE_MAX_PIXELS",
+    "ImageTooLargeError",
     "FrameMode",
     "FrameSample",
     "MediaError",

@@ -7,7 +7,9 @@ the duration measured from the packets (some AIFF/GSM files claim 160x their rea
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .avio import ResilientDemuxer, check_file, open_container, typed_media_errors
 from .errors import CorruptMediaError, UnsupportedMediaError
+from .image import open_image
 from .info import MediaInfo, StreamInfo
 
 IMAGE_FORMATS = frozenset({"PNG", "JPEG", "GIF", "TIFF", "WEBP", "BMP", "MPO"})
@@ -40,14 +43,17 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
 
 def _probe_image(p: Path) -> MediaInfo | None:
     """MediaInfo for a still image Pillow recognises, else None (so PyAV gets a try)."""
+    notes: list[str] = []
     try:
-        with Image.open(p) as im:
+        with open_image(p) as im, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             if im.format not in IMAGE_FORMATS:
                 return None
             fmt = im.format
             width, height = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            orientation = _orientation(im, notes)
+            notes += [f"image metadata: {w.message}" for w in caught]
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         return None
     if orientation in (5, 6, 7, 8):  # EXIF transposes that swap the sides
         width, height = height, width
@@ -61,7 +67,18 @@ def _probe_image(p: Path) -> MediaInfo | None:
         height=height,
         has_video=False,
         codecs=(fmt.lower(),),
+        warnings=tuple(dict.fromkeys(notes)),
     )
+
+
+def _orientation(im: Image.Image, notes: list[str]) -> int:
+    """EXIF orientation (1 = as stored); damaged EXIF is a warning, not a reason to refuse the image."""
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception as exc:  # Pillow's EXIF parser raises assorted errors on damaged blocks
+        notes.append(f"EXIF ignored: {exc.__class__.__name__}: {exc}")
+        return 1
+    return value if isinstance(value, int) else 1
 
 
 def _is_cover(p: Path, stream: av.stream.Stream, has_audio: bool) -> bool:
@@ -130,7 +147,9 @@ def _probe_av(p: Path, container: av.container.InputContainer) -> MediaInfo:
         raise UnsupportedMediaError(p, f"no decodable audio or video stream ({container.format.name})")
     warnings: list[str] = []
     main = video[0] if video else audio[0]
+    n_warnings = len(warnings)
     duration = _checked_duration(p, container, main, video + audio, warnings)
+    suspect = len(warnings) > n_warnings  # the header duration was replaced or could not be verified
     info: dict = {}
     if video:
         vs = video[0]
@@ -139,7 +158,14 @@ def _probe_av(p: Path, container: av.container.InputContainer) -> MediaInfo:
         w, h = vs.codec_context.width, vs.codec_context.height
         if rotation in (90, 270):
             w, h = h, w
-        info.update(fps=float(rate) if rate else None, width=w, height=h, rotation=rotation)
+        fps = float(rate) if rate else None
+        frames = _checked_frames(int(vs.frames or 0), duration, fps, p.stat().st_size, warnings)
+        if frames != int(vs.frames or 0):
+            suspect = True
+            streams = tuple(
+                dataclasses.replace(s, frames=frames) if s.index == vs.index else s for s in streams
+            )
+        info.update(fps=fps, width=w, height=h, rotation=rotation)
     if audio:
         info.update(sample_rate=audio[0].codec_context.sample_rate, channels=audio[0].codec_context.channels)
     return MediaInfo(
@@ -153,6 +179,7 @@ def _probe_av(p: Path, container: av.container.InputContainer) -> MediaInfo:
         has_video=bool(video),
         codecs=tuple(s.codec_context.name for s in video + audio),
         warnings=tuple(warnings),
+        header_suspect=suspect,
         **info,
     )
 
@@ -193,6 +220,23 @@ def _checked_duration(
             f"header claims {header:.1f} s{est}; using {measured:.2f} s measured from the packets"
         )
     return measured
+
+
+def _checked_frames(claimed: int, duration: float, fps: float | None, size: int, warnings: list[str]) -> int:
+    """The header's frame count, unless it cannot be true: more frames than the file has bytes, or
+    far more than duration x rate. Then the count implied by duration x rate (0: unknown).
+
+    decord sizes its frame tables from this count: a patched 2^31 aborts it with std::bad_alloc.
+    """
+    expected = duration * fps if fps and duration > 0 else None
+    if claimed <= size and (expected is None or claimed <= 2.0 * expected + 16):
+        return claimed
+    corrected = min(size, int(round(expected))) if expected is not None else 0
+    warnings.append(
+        f"header claims {claimed} video frames in a {size}-byte file; using {corrected} "
+        "from duration x frame rate"
+    )
+    return corrected
 
 
 def _demux_duration(p: Path, main: av.stream.Stream) -> float | None:
