@@ -365,6 +365,7 @@ def fuzz(executions: int, timeout_s: float, seed_value: int, keep: Path, scratch
     work = scratch / "mutants"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
+    names = sorted(blobs)
 
     @seed(seed_value)
     @settings(
@@ -374,8 +375,6 @@ def fuzz(executions: int, timeout_s: float, seed_value: int, keep: Path, scratch
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
-    names = sorted(blobs)
-
     @given(st.lists(mutations(names), min_size=1, max_size=3).map(tuple))
     def one(steps: tuple[Mutation, ...]) -> None:
         n = tally.executions

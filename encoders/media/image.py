@@ -27,13 +27,15 @@ copies while flattening alpha, so this bounds a worker at roughly 1.5 GB for one
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
-def open_image(p: Path) -> Image.Image:
+def open_image(p: Path, notes: list[str] | None = None) -> Image.Image:
     """``Image.open`` (header only) with mmrec's pixel limit instead of Pillow's global one.
 
     Raises ImageTooLargeError when the image is over ``IMAGE_MAX_PIXELS``; other Pillow errors
-    propagate for the caller to type.
+    propagate for the caller to type. Pillow's warnings about the header (damaged EXIF in a TIFF)
+    go to ``notes`` instead of stderr.
     """
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(p)
@@ -42,6 +44,8 @@ def open_image(p: Path) -> Image.Image:
             found = _BOMB_PIXELS.search(str(exc))
             pixels = size[0] * size[1] if size else int(found.group(1)) if found else None
             raise too_large(p, size, pixels) from None
+    if notes is not None:
+        notes.extend(f"image metadata: {w.message}" for w in caught)
     width, height = im.size
     if width * height > IMAGE_MAX_PIXELS:
         im.close()

@@ -45,7 +45,7 @@ def _probe_image(p: Path) -> MediaInfo | None:
     """MediaInfo for a still image Pillow recognises, else None (so PyAV gets a try)."""
     notes: list[str] = []
     try:
-        with open_image(p) as im, warnings.catch_warnings(record=True) as caught:
+        with open_image(p, notes) as im, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if im.format not in IMAGE_FORMATS:
                 return None
