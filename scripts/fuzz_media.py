@@ -17,7 +17,7 @@ any execution broke a property; the violating mutants are kept in ``--keep`` for
 
 Example::
 
-    nice -n 19 .venv/bin/python scripts/fuzz_media.py --executions 2000 --timeout-s 60
+    nice -n 10 .venv/bin/python scripts/fuzz_media.py --executions 2000 --timeout-s 60 --minutes 60
 """
 
 from __future__ import annotations
@@ -358,13 +358,21 @@ class Tally:
     violations: list[str] = field(default_factory=list)
 
 
-def fuzz(executions: int, timeout_s: float, seed_value: int, keep: Path, scratch: Path) -> Tally:
+def fuzz(
+    executions: int,
+    timeout_s: float,
+    seed_value: int,
+    keep: Path,
+    scratch: Path,
+    minutes: float | None = None,
+) -> Tally:
     seeds = make_seeds(data_root(), scratch / "seeds")
     blobs = {name: p.read_bytes() for name, p in seeds.items()}
     tally = Tally()
     work = scratch / "mutants"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
+    stop_at = t0 + minutes * 60 if minutes else math.inf
     names = sorted(blobs)
 
     @seed(seed_value)
@@ -378,6 +386,8 @@ def fuzz(executions: int, timeout_s: float, seed_value: int, keep: Path, scratch
     @given(st.lists(mutations(names), min_size=1, max_size=3).map(tuple))
     def one(steps: tuple[Mutation, ...]) -> None:
         n = tally.executions
+        if time.monotonic() > stop_at:
+            return  # out of time: Hypothesis runs out its remaining examples without executing them
         m = Mutant(names[n % len(names)], steps)  # round robin: every container gets its share
         path = work / f"mutant {n:06d} {m.source}"
         path.write_bytes(m.build(blobs))
@@ -424,11 +434,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--executions", type=int, default=2000, help="mutants to run (default 2000)")
     ap.add_argument("--timeout-s", type=float, default=60.0, help="per guarded call (default 60)")
     ap.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
+    ap.add_argument("--minutes", type=float, default=None, help="stop executing after this long")
     ap.add_argument("--keep", type=Path, default=Path("fuzz-failures"), help="where violating mutants go")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mmrec-fuzz-") as tmp:
-        tally = fuzz(args.executions, args.timeout_s, args.seed, args.keep.resolve(), Path(tmp))
+        tally = fuzz(args.executions, args.timeout_s, args.seed, args.keep.resolve(), Path(tmp), args.minutes)
     print(report(tally, time.monotonic() - t0, args.timeout_s))
     return 1 if tally.violations or tally.hangs else 0
 

@@ -57,7 +57,9 @@ def sample_frames(
         raise UnsupportedMediaError(p, f"no video stream to sample frames from (kind {info.kind})")
     video = next(s for s in info.streams if s.type == "video" and not s.attached_pic)
     warnings: list[str] = []
-    chain = _reader_chain(p, reader, video.index, info.rotation, video.frames)
+    # the probe's checked count, else its checked duration x rate: never the raw header's
+    frames = video.frames or (max(1, round(info.duration_s * info.fps)) if info.fps else 0)
+    chain = _reader_chain(p, reader, video.index, info.rotation, frames)
     if info.header_suspect and reader == "auto":
         chain = [(name, make) for name, make in chain if name == "pyav"]  # see MediaInfo.header_suspect
     for name, make in chain:

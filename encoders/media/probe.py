@@ -27,6 +27,7 @@ IMAGE_FORMATS = frozenset({"PNG", "JPEG", "GIF", "TIFF", "WEBP", "BMP", "MPO"})
 _COVER_CODECS = frozenset({"mjpeg", "png", "bmp", "gif", "webp", "tiff"})
 _ATTACHED_PIC = 1024  # AV_DISPOSITION_ATTACHED_PIC
 _MAX_DEMUX_PACKETS = 2_000_000
+_MIN_BYTES_PER_S = 8  # no real codec stores less (Opus silence, a still H.264 frame a second: 20+)
 _COVER_PACKET_BUDGET = 2_000  # packets read to tell a cover picture from MJPEG video
 
 
@@ -199,23 +200,29 @@ def _checked_duration(
     streams: list[av.stream.Stream],
     warnings: list[str],
 ) -> float:
-    """Header duration, unless the file size (at the streams' bit rates) says it cannot be true."""
+    """Header duration, unless the file size says it cannot be true: at the streams' bit rates when
+    the header gives them, and in any case at ``_MIN_BYTES_PER_S`` (a Matroska claiming 10^10 s made
+    decord abort with std::bad_alloc sizing its frame table)."""
     header = _header_duration(container, main)
+    size = p.stat().st_size
     rates = [s.codec_context.bit_rate or 0 for s in streams]
-    size_estimate = p.stat().st_size * 8 / sum(rates) if rates and all(rates) else None
-    plausible = header is not None and header > 0
+    size_estimate = size * 8 / sum(rates) if rates and all(rates) else None
+    longest = size / _MIN_BYTES_PER_S + 1.0
+    plausible = header is not None and 0 < header <= longest
     if plausible and size_estimate is not None:
         plausible = 0.5 * size_estimate - 1.0 <= header <= 2.0 * size_estimate + 1.0
     if plausible:
         return float(header)
     measured = _demux_duration(p, main)
     if measured is None or measured <= 0:
-        if header:
+        if header is not None and 0 < header <= longest:
             warnings.append("duration could not be verified from packets; header value kept")
             return float(header)
         raise CorruptMediaError(p, "no packets with timestamps: duration unknown")
     if header:
         est = f", file size suggests ~{size_estimate:.1f} s" if size_estimate else ""
+        if header > longest:
+            est = f", more than a {size}-byte file can hold"
         warnings.append(
             f"header claims {header:.1f} s{est}; using {measured:.2f} s measured from the packets"
         )

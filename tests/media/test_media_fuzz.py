@@ -174,6 +174,36 @@ def test_guard_names_the_file_of_a_task_object(bikes: Path) -> None:
     assert info.value.path == str(bikes) and str(info.value).startswith(f"{bikes}: ")
 
 
+@pytest.fixture(scope="module")
+def claims_10_10_seconds(media_tmp: Path, bikes: Path) -> Path:
+    """bikes.mp4 remuxed to Matroska by PyAV (no frame count in the header), its Segment Duration
+    patched to 10^10 s: decord computed duration x rate frames and aborted with std::bad_alloc."""
+    import av
+
+    path = media_tmp / "claims 10^10 s.mkv"
+    with av.open(str(bikes)) as src, av.open(str(path), "w", format="matroska") as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x44\x89\x88")  # Duration element, 8-byte float, in milliseconds
+    assert at > 0 and 9.9e3 < struct.unpack(">d", data[at + 3 : at + 11])[0] < 10.1e3
+    struct.pack_into(">d", data, at + 3, 1e13)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_claimed_10_10_seconds_is_measured_and_decodes(claims_10_10_seconds: Path) -> None:
+    info = probe(claims_10_10_seconds)
+    assert info.duration_s == pytest.approx(10.0, abs=0.1) and info.header_suspect
+    assert any("more than a" in w and "byte file can hold" in w for w in info.warnings)
+    media = run_guarded(decode_media, claims_10_10_seconds, DecodeSpec(frame_count=4, frame_max_side=64))
+    assert media.frames is not None and media.frames.reader == "pyav" and len(media.frames.frames) == 4
+    assert media.frames.times_s.min() >= 0.0 and media.frames.times_s.max() < 10.0
+
+
 # -- a 20000 x 20000 PNG ----------------------------------------------------------------------
 
 
