@@ -148,9 +148,8 @@ def _probe_av(p: Path, container: av.container.InputContainer) -> MediaInfo:
         raise UnsupportedMediaError(p, f"no decodable audio or video stream ({container.format.name})")
     warnings: list[str] = []
     main = video[0] if video else audio[0]
-    n_warnings = len(warnings)
     duration = _checked_duration(p, container, main, video + audio, warnings)
-    suspect = len(warnings) > n_warnings  # the header duration was replaced or could not be verified
+    suspect = bool(warnings)  # the header duration was replaced or could not be verified
     info: dict = {}
     if video:
         vs = video[0]
