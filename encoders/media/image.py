@@ -22,7 +22,7 @@ from .errors import CorruptMediaError, ImageTooLargeError, UnsupportedMediaError
 
 IMAGE_MAX_PIXELS = 100_000_000
 """Largest still image decoded (e.g. 10000 x 10000). Decoding needs about 4 bytes per pixel, plus
-copies while flattening alpha, so this bounds a worker at roughly 1.5 GB for one image."""
+copies while flattening alpha: roughly 1.5 GB for one image at the limit (estimated)."""
 
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
