@@ -1,8 +1,8 @@
 """Probe and decode media files with typed errors and bounded cost (see docs/architecture.md).
 
 Public API: ``probe``, ``sample_frames``, ``load_audio``, ``load_image``, ``decode_media`` with
-``DecodeSpec``/``DecodedMedia``, ``run_guarded``, ``make_thumbnail``/``thumbnail_from_path``, and the
-``MediaError`` family.
+``DecodeSpec``/``DecodedMedia``, ``run_guarded``, ``make_thumbnail``/``thumbnail_from_path``, the
+``MediaError`` family, and ``IMAGE_MAX_PIXELS``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from .errors import (
     DecoderCrashedError,
     DecodeTimeoutError,
     EmptyFileError,
+    ImageTooLargeError,
     MediaError,
     MissingMediaError,
     NoAudioError,
@@ -21,7 +22,7 @@ from .errors import (
 )
 from .frames import FrameMode, FrameSample, sample_frames
 from .guard import run_guarded
-from .image import load_image
+from .image import IMAGE_MAX_PIXELS, load_image
 from .info import MediaInfo, MediaKind, StreamInfo
 from .probe import probe
 from .thumbnail import ThumbnailImage, make_thumbnail, thumbnail_from_path
@@ -34,6 +35,8 @@ __all__ = [
     "DecodedMedia",
     "DecoderCrashedError",
     "EmptyFileError",
+    "IMAGE_MAX_PIXELS",
+    "ImageTooLargeError",
     "FrameMode",
     "FrameSample",
     "MediaError",

@@ -35,6 +35,22 @@ class UnsupportedMediaError(MediaError):
     """The file is not a format/codec we can read (random bytes, unknown codec, no usable stream)."""
 
 
+class ImageTooLargeError(UnsupportedMediaError):
+    """A still image with more pixels than ``image.IMAGE_MAX_PIXELS``: refused from its header, before
+    any pixel is decoded, so a small file cannot make a worker allocate gigabytes.
+
+    ``pixels`` and ``limit`` are attributes as well as part of the message (they survive pickling
+    through ``__dict__``; the constructor keeps the base ``(path, reason)`` signature).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], reason: str, pixels: int | None = None, limit: int | None = None
+    ) -> None:
+        super().__init__(path, reason)
+        self.pixels = pixels
+        self.limit = limit
+
+
 class CorruptMediaError(MediaError):
     """The format is recognised but the data is damaged (truncated, undecodable packets)."""
 

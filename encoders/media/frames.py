@@ -55,11 +55,16 @@ def sample_frames(
     info = probe(p)
     if not info.has_video or info.width is None or info.height is None:
         raise UnsupportedMediaError(p, f"no video stream to sample frames from (kind {info.kind})")
-    video_index = next(s.index for s in info.streams if s.type == "video" and not s.attached_pic)
+    video = next(s for s in info.streams if s.type == "video" and not s.attached_pic)
     warnings: list[str] = []
-    for name, make in _reader_chain(p, reader, video_index, info.rotation):
+    # the probe's checked count, else its checked duration x rate: never the raw header's
+    frames = video.frames or (max(1, round(info.duration_s * info.fps)) if info.fps else 0)
+    chain = _reader_chain(p, reader, video.index, info.rotation, frames)
+    if info.header_suspect and reader == "auto":
+        chain = [(name, make) for name, make in chain if name == "pyav"]  # see MediaInfo.header_suspect
+    for name, make in chain:
         try:
-            return _sample_with(make(), info.width, info.height, count, mode, max_side, warnings)
+            return _sample_with(p, make(), info.width, info.height, count, mode, max_side, warnings)
         except MediaError:
             raise
         except Exception as exc:  # decord/torchcodec raise plain RuntimeError/DECORDError on bad data
@@ -72,12 +77,14 @@ def sample_frames(
 ReaderFactory = Callable[[], FrameReader]
 
 
-def _reader_chain(p: Path, reader: str, video_index: int, rotation: int) -> list[tuple[str, ReaderFactory]]:
+def _reader_chain(
+    p: Path, reader: str, video_index: int, rotation: int, frame_count: int
+) -> list[tuple[str, ReaderFactory]]:
     """Readers to try in order: decord, then torchcodec when installed, then PyAV (or just the one asked)."""
     factories: dict[str, ReaderFactory] = {
         "decord": lambda: DecordReader(p, rotation),
         "torchcodec": lambda: TorchCodecReader(p, rotation),
-        "pyav": lambda: PyAVReader(p, video_index, rotation),
+        "pyav": lambda: PyAVReader(p, video_index, rotation, frame_count=frame_count or None),
     }
     if reader == "torchcodec" and not torchcodec_available():
         raise ValueError("reader='torchcodec' was requested but torchcodec is not installed")
@@ -102,6 +109,7 @@ def uniform_indices(frame_count: int, count: int) -> np.ndarray:
 
 
 def _sample_with(
+    p: Path,
     rd: FrameReader,
     width: int,
     height: int,
@@ -112,7 +120,7 @@ def _sample_with(
 ) -> FrameSample:
     geom = rd.geometry()
     if geom.frame_count < 1:
-        raise CorruptMediaError("<video>", "video stream has no frames")
+        raise CorruptMediaError(p, "video stream has no frames")
     w, h = target_size(width, height, max_side)
     if mode == "scene":
         indices = _scene_indices(rd, geom.frame_count, count, w, h)

@@ -48,9 +48,13 @@ def _child(conn: Connection, fn: Callable[..., Any], args: tuple, kwargs: dict) 
 
 
 def _label(fn: Callable[..., Any], args: tuple) -> str:
-    """The path being decoded when the first argument is one, else the function's name."""
+    """The path being decoded: the first argument, or its ``path`` attribute (a task object that
+    carries its file), so a crash or a hang names the file; else the function's name."""
     if args and isinstance(args[0], (str, os.PathLike)):
         return os.fspath(args[0])
+    path = getattr(args[0], "path", None) if args else None
+    if isinstance(path, (str, os.PathLike)):
+        return os.fspath(path)
     return f"<{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}>"
 
 

@@ -44,6 +44,9 @@ class MediaInfo:
     has_video: bool = False
     codecs: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # the container header's duration or frame count was contradicted by the file and replaced:
+    # readers that size buffers from the header (decord) must not be given this file
+    header_suspect: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready view (tuples become lists) for ``mmrec inspect`` and logs."""

@@ -7,7 +7,9 @@ the duration measured from the packets (some AIFF/GSM files claim 160x their rea
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,12 +20,14 @@ from PIL import Image, UnidentifiedImageError
 
 from .avio import ResilientDemuxer, check_file, open_container, typed_media_errors
 from .errors import CorruptMediaError, UnsupportedMediaError
+from .image import open_image
 from .info import MediaInfo, StreamInfo
 
 IMAGE_FORMATS = frozenset({"PNG", "JPEG", "GIF", "TIFF", "WEBP", "BMP", "MPO"})
 _COVER_CODECS = frozenset({"mjpeg", "png", "bmp", "gif", "webp", "tiff"})
 _ATTACHED_PIC = 1024  # AV_DISPOSITION_ATTACHED_PIC
 _MAX_DEMUX_PACKETS = 2_000_000
+_MIN_BYTES_PER_S = 8  # no real codec stores less (Opus silence, a still H.264 frame a second: 20+)
 _COVER_PACKET_BUDGET = 2_000  # packets read to tell a cover picture from MJPEG video
 
 
@@ -40,14 +44,17 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
 
 def _probe_image(p: Path) -> MediaInfo | None:
     """MediaInfo for a still image Pillow recognises, else None (so PyAV gets a try)."""
+    notes: list[str] = []
     try:
-        with Image.open(p) as im:
+        with open_image(p, notes) as im, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             if im.format not in IMAGE_FORMATS:
                 return None
             fmt = im.format
             width, height = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            orientation = _orientation(im, notes)
+            notes += [f"image metadata: {w.message}" for w in caught]
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         return None
     if orientation in (5, 6, 7, 8):  # EXIF transposes that swap the sides
         width, height = height, width
@@ -61,7 +68,18 @@ def _probe_image(p: Path) -> MediaInfo | None:
         height=height,
         has_video=False,
         codecs=(fmt.lower(),),
+        warnings=tuple(dict.fromkeys(notes)),
     )
+
+
+def _orientation(im: Image.Image, notes: list[str]) -> int:
+    """EXIF orientation (1 = as stored); damaged EXIF is a warning, not a reason to refuse the image."""
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception as exc:  # Pillow's EXIF parser raises assorted errors on damaged blocks
+        notes.append(f"EXIF ignored: {exc.__class__.__name__}: {exc}")
+        return 1
+    return value if isinstance(value, int) else 1
 
 
 def _is_cover(p: Path, stream: av.stream.Stream, has_audio: bool) -> bool:
@@ -131,6 +149,7 @@ def _probe_av(p: Path, container: av.container.InputContainer) -> MediaInfo:
     warnings: list[str] = []
     main = video[0] if video else audio[0]
     duration = _checked_duration(p, container, main, video + audio, warnings)
+    suspect = bool(warnings)  # the header duration was replaced or could not be verified
     info: dict = {}
     if video:
         vs = video[0]
@@ -139,7 +158,14 @@ def _probe_av(p: Path, container: av.container.InputContainer) -> MediaInfo:
         w, h = vs.codec_context.width, vs.codec_context.height
         if rotation in (90, 270):
             w, h = h, w
-        info.update(fps=float(rate) if rate else None, width=w, height=h, rotation=rotation)
+        fps = float(rate) if rate else None
+        frames = _checked_frames(int(vs.frames or 0), duration, fps, p.stat().st_size, warnings)
+        if frames != int(vs.frames or 0):
+            suspect = True
+            streams = tuple(
+                dataclasses.replace(s, frames=frames) if s.index == vs.index else s for s in streams
+            )
+        info.update(fps=fps, width=w, height=h, rotation=rotation)
     if audio:
         info.update(sample_rate=audio[0].codec_context.sample_rate, channels=audio[0].codec_context.channels)
     return MediaInfo(
@@ -153,6 +179,7 @@ def _probe_av(p: Path, container: av.container.InputContainer) -> MediaInfo:
         has_video=bool(video),
         codecs=tuple(s.codec_context.name for s in video + audio),
         warnings=tuple(warnings),
+        header_suspect=suspect,
         **info,
     )
 
@@ -172,27 +199,50 @@ def _checked_duration(
     streams: list[av.stream.Stream],
     warnings: list[str],
 ) -> float:
-    """Header duration, unless the file size (at the streams' bit rates) says it cannot be true."""
+    """Header duration, unless the file size says it cannot be true: at the streams' bit rates when
+    the header gives them, and in any case at ``_MIN_BYTES_PER_S`` (a Matroska claiming 10^10 s made
+    decord abort with std::bad_alloc sizing its frame table)."""
     header = _header_duration(container, main)
+    size = p.stat().st_size
     rates = [s.codec_context.bit_rate or 0 for s in streams]
-    size_estimate = p.stat().st_size * 8 / sum(rates) if rates and all(rates) else None
-    plausible = header is not None and header > 0
+    size_estimate = size * 8 / sum(rates) if rates and all(rates) else None
+    longest = size / _MIN_BYTES_PER_S + 1.0
+    plausible = header is not None and 0 < header <= longest
     if plausible and size_estimate is not None:
         plausible = 0.5 * size_estimate - 1.0 <= header <= 2.0 * size_estimate + 1.0
     if plausible:
         return float(header)
     measured = _demux_duration(p, main)
     if measured is None or measured <= 0:
-        if header:
+        if header is not None and 0 < header <= longest:
             warnings.append("duration could not be verified from packets; header value kept")
             return float(header)
         raise CorruptMediaError(p, "no packets with timestamps: duration unknown")
     if header:
         est = f", file size suggests ~{size_estimate:.1f} s" if size_estimate else ""
+        if header > longest:
+            est = f", more than a {size}-byte file can hold"
         warnings.append(
             f"header claims {header:.1f} s{est}; using {measured:.2f} s measured from the packets"
         )
     return measured
+
+
+def _checked_frames(claimed: int, duration: float, fps: float | None, size: int, warnings: list[str]) -> int:
+    """The header's frame count, unless it cannot be true: more frames than the file has bytes, or
+    far more than duration x rate. Then the count implied by duration x rate (0: unknown).
+
+    decord sizes its frame tables from this count: a patched 2^31 aborts it with std::bad_alloc.
+    """
+    expected = duration * fps if fps and duration > 0 else None
+    if claimed <= size and (expected is None or claimed <= 2.0 * expected + 16):
+        return claimed
+    corrected = min(size, int(round(expected))) if expected is not None else 0
+    warnings.append(
+        f"header claims {claimed} video frames in a {size}-byte file; using {corrected} "
+        "from duration x frame rate"
+    )
+    return corrected
 
 
 def _demux_duration(p: Path, main: av.stream.Stream) -> float | None:

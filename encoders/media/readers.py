@@ -108,7 +108,10 @@ class PyAVReader:
     name = "pyav"
     SEEK_GAP_S = 4.0  # nearer targets are reached by decoding forward, which beats a keyframe seek
 
-    def __init__(self, path: Path, stream_index: int | None = None, rotation: int = 0) -> None:
+    def __init__(
+        self, path: Path, stream_index: int | None = None, rotation: int = 0, frame_count: int | None = None
+    ) -> None:
+        """``frame_count``: the probe's checked count, which overrides the container header's."""
         self._path = path
         self._rotation = rotation
         self.notes: list[str] = []
@@ -120,7 +123,9 @@ class PyAVReader:
             self._fps = float(rate) if rate else 25.0
             tb = vs.time_base
             self._start = float(vs.start_time * tb) if vs.start_time is not None and tb else 0.0
-            if vs.frames:
+            if frame_count:
+                n = frame_count
+            elif vs.frames:
                 n = int(vs.frames)
             else:
                 dur = c.duration / av.time_base if c.duration else 0.0
