@@ -14,6 +14,7 @@ do, under the store's writer lock.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import tempfile
 import threading
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from mmrec.errors import InvalidInputError, ItemNotFoundError, MmrecError
+from mmrec.errors import IndexUnavailableError, InvalidInputError, ItemNotFoundError, MmrecError
 from mmrec.events.reader import ReadResult, parse_rows, read_events
 from mmrec.events.records import CommentRecord, EventRecord
 from mmrec.recommend.recommender import UnknownUserError
@@ -42,7 +43,7 @@ from mmrec.results import (
     ProfileSummary,
     RecommendationList,
 )
-from mmrec.search import SearchFilters, SearchResponse, search_vector
+from mmrec.search import TEXT_BLOCKS, BlockLayout, SearchFilters, SearchResponse, block_dims, search_vector
 from mmrec.store import ItemRecord, LibraryStore
 from mmrec.store.thumbnails import BackfillStep, Thumbnail
 
@@ -56,8 +57,8 @@ if TYPE_CHECKING:
     from mmrec.recommend.recommender import Recommender
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
-TEXT_BLOCKS = ("text", "tags", "vtags", "speech")
 MAX_PAGE = 1000
 
 
@@ -81,6 +82,7 @@ class Library:
         self._analyzers: dict[str, CommentAnalyzer] = {}
         self._manifest_stamp = self._stamp()
         self._fusion_key: str | None = None
+        self._refitting: threading.Thread | None = None
 
     # ----------------------------------------------------------------- lazy parts
     def _once(self, name: str, build: Callable[[], T]) -> T:
@@ -110,7 +112,9 @@ class Library:
 
     @property
     def fusion(self) -> Fusion:
-        """The library's fusion; built from the manifest alone, so it never loads an encoder."""
+        """The library's fusion, built without encoder weights: a trained checkpoint, or the default
+        with the block widths of the models the manifest recorded (bundled models' widths are static
+        facts when a manifest predates that record)."""
 
         def build() -> Fusion:
             from pipelines.fusion_select import fusion_version, library_fusion
@@ -119,6 +123,20 @@ class Library:
             return library_fusion(self.store, lambda: self.models, self.device)
 
         return self._once("fusion", build)
+
+    def _layout(self) -> BlockLayout | Fusion:
+        """What explains a score by modality: the fusion when loaded, else its block layout from the
+        manifest (no torch, no encoder), provided its width is the index's."""
+        fusion = self._cache.get("fusion")
+        if fusion is not None:
+            return fusion
+        layout = self._once(
+            "layout", lambda: BlockLayout(block_dims(self.store.manifest().get("models") or {}))
+        )
+        inner = self.index.index
+        if inner is None or layout.dim != inner.dim:
+            return self.fusion
+        return layout
 
     @property
     def index(self) -> LibraryIndex:
@@ -198,6 +216,7 @@ class Library:
                 if fusion_version(self.store.manifest()) != self._fusion_key:
                     self._forget("fusion")
                     changed = True
+            self._forget("layout")
         index = self._cache.get("index")
         if index is not None and self.store.seq() != index.seq:
             index.catch_up()
@@ -292,9 +311,12 @@ class Library:
         self.refresh()
         stats = self.store.stats()
         manifest = stats["manifest"]
-        index = None
+        index, index_error = None, None
         if (self.path / INDEX_FOLDER).exists() and (stats["items"] or "index" in self._cache):
-            index = IndexInfo.from_describe(self.index.describe())
+            try:
+                index = IndexInfo.from_describe(self.index.describe())
+            except IndexUnavailableError as exc:  # info is how a user finds out: report, don't fail
+                index_error = str(exc)
         return LibraryInfo(
             library=str(self.path),
             items=int(stats["items"]),
@@ -310,6 +332,7 @@ class Library:
             models_profile=manifest.get("models_profile"),
             fusion_version=str(manifest.get("fusion_version", "default")),
             index=index,
+            index_error=index_error,
         )
 
     def failures(self) -> list[Failure]:
@@ -454,7 +477,9 @@ class Library:
         if record.key is None or record.status != "ok":
             raise ItemNotFoundError(str(query))
         vec = self.store.fused([record.key])[0]
-        hits = search_vector(self.store, self.index, self.fusion, vec, k, filters, exclude_keys=[record.key])
+        hits = search_vector(
+            self.store, self.index, self._layout(), vec, k, filters, exclude_keys=[record.key]
+        )
         return SearchResponse(query={"item_id": record.item_id, "path": record.path}, results=hits)
 
     def similar_to_upload(
@@ -523,7 +548,7 @@ class Library:
             raise UnknownUserError(user_id)
         reco = self.recommender
         extra: dict[str, Any] = {}
-        accepted = _parameters(reco.recommend)
+        accepted = self._once("recommend_parameters", lambda: _parameters(reco.recommend))
         if explore is not None and "explore" in accepted:
             extra["explore"] = explore
         if record_served and "record_served" in accepted:
@@ -605,6 +630,7 @@ class Library:
                 observe = getattr(reco, "observe", None)
                 if new_events and callable(observe):
                     observe(new_events)
+                    self._refit_if_needed(reco)
         return IngestResult(
             kind=parsed.kind,
             added=len(added),
@@ -614,8 +640,37 @@ class Library:
             profiles_updated=updated,
         )
 
+    def _refit_if_needed(self, reco: object) -> None:
+        """Refit the collaborative model in the background once enough events were folded in.
+
+        One refit at a time; requests keep the old model until the recommender swaps the new one in.
+        """
+        needs = getattr(reco, "needs_refit", None)
+        refit = getattr(reco, "refit", None)
+        if not (callable(needs) and callable(refit)) or not needs():
+            return
+        with self._lock:
+            if self._refitting is not None and self._refitting.is_alive():
+                return
+
+            def run() -> None:
+                try:
+                    refit()
+                except Exception:  # the old model keeps serving; the next event tries again
+                    log.exception("background refit of the collaborative model failed")
+
+            self._refitting = threading.Thread(target=run, name="mmrec-refit", daemon=True)
+            self._refitting.start()
+
+    def wait_for_refit(self, timeout_s: float | None = None) -> None:
+        """Block until a background refit (if any) is done (tests, shutdown)."""
+        thread = self._refitting
+        if thread is not None:
+            thread.join(timeout_s)
+
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
+        self.wait_for_refit()
         events = self._cache.pop("events", None)
         if events is not None:
             events.close()

@@ -286,6 +286,7 @@ class LibraryInfo:
     models_profile: str | None
     fusion_version: str
     index: IndexInfo | None
+    index_error: str | None = None  # why the index could not be read (it names `mmrec reindex`)
 
     def to_dict(self) -> JSONDict:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "index"}

@@ -15,6 +15,60 @@ import numpy as np
 
 from mmrec.store import ItemRecord, LibraryStore
 
+# The block order of fused vectors (``mmrec.fusion.model.MODALITIES``; a test keeps them equal).
+FUSED_BLOCK_ORDER: tuple[str, ...] = ("frames", "audio", "speech", "text", "tags", "vtags")
+TEXT_BLOCKS: tuple[str, ...] = ("text", "tags", "vtags", "speech")
+
+
+def block_dims(described: dict[str, Any]) -> dict[str, int]:
+    """Fused block widths from EncoderInfo per role (``ModelSet.describe()`` or the manifest's ``models``)."""
+    dims: dict[str, int] = {}
+    for role in ("frames", "audio"):
+        info = described.get(role)
+        if info and int(info.get("dim", 0)) > 0:
+            dims[role] = int(info["dim"])
+    text = described.get("text")
+    if text and int(text.get("dim", 0)) > 0:
+        for m in TEXT_BLOCKS:
+            dims[m] = int(text["dim"])
+    return dims
+
+
+class BlockLayout:
+    """Where each modality's block sits in a fused vector: all that per-modality contributions need.
+
+    Numpy only, so a query by item id explains its scores without importing torch for the fusion
+    model (``Fusion.contributions`` gives the same numbers; a test checks it).
+    """
+
+    def __init__(self, dims: dict[str, int]) -> None:
+        self.modalities = [m for m in FUSED_BLOCK_ORDER if m in dims]
+        self.dims = {m: int(dims[m]) for m in self.modalities}
+        self.slices: dict[str, slice] = {}
+        start = 0
+        for m in self.modalities:
+            self.slices[m] = slice(start, start + self.dims[m])
+            start += self.dims[m]
+        self.dim = start
+
+    def contributions(self, query: np.ndarray, items: np.ndarray) -> list[dict[str, float]]:
+        """Per-modality block inner products of each item with the query; they sum to the score."""
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        x = np.atleast_2d(np.asarray(items, dtype=np.float32))
+        if q.shape[0] != self.dim or x.shape[1] != self.dim:
+            raise ValueError(
+                f"contributions: expected vectors of dim {self.dim}, got {q.shape} and {x.shape}"
+            )
+        out: list[dict[str, float]] = [{} for _ in range(x.shape[0])]
+        for m, sl in self.slices.items():
+            if not np.any(q[sl]):
+                continue
+            part = x[:, sl] @ q[sl]
+            for i, value in enumerate(part):
+                if np.any(x[i, sl]):
+                    out[i][m] = float(value)
+        return out
+
 
 class SearchableIndex(Protocol):
     def search(

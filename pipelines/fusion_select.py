@@ -11,29 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from mmrec.fusion import DEFAULT_VERSION, Fusion
+from mmrec.search import TEXT_BLOCKS, block_dims
 
-TEXT_MODALITIES = ("text", "tags", "vtags", "speech")
+TEXT_MODALITIES = TEXT_BLOCKS
 
 
 def modality_dims(models: Any) -> dict[str, int]:
     """Vector width of each item modality the loaded models can produce."""
-    return dims_from_described(models.describe())
-
-
-def dims_from_described(described: dict) -> dict[str, int]:
-    """Modality widths from an EncoderInfo-per-role mapping (``ModelSet.describe()`` or the manifest's)."""
-    dims: dict[str, int] = {}
-    frames = described.get("frames")
-    if frames and int(frames.get("dim", 0)) > 0:
-        dims["frames"] = int(frames["dim"])
-    audio = described.get("audio")
-    if audio and int(audio.get("dim", 0)) > 0:
-        dims["audio"] = int(audio["dim"])
-    text = described.get("text")
-    if text and int(text.get("dim", 0)) > 0:
-        for m in TEXT_MODALITIES:
-            dims[m] = int(text["dim"])
-    return dims
+    return block_dims(models.describe())
 
 
 def fusion_version(manifest: dict) -> str | None:
@@ -57,7 +42,7 @@ def library_fusion(store: Any, models: Any | Callable[[], Any], device: str = "a
         path = Path(store.path) / "fusion" / f"{version}.pt"
         if path.is_file():
             return Fusion.load(path, device=device)
-    dims = dims_from_described(manifest.get("models") or {})
+    dims = block_dims(manifest.get("models") or {})
     if not dims:
         dims = modality_dims(models() if callable(models) else models)
     return Fusion(dims, device=device)

@@ -1,4 +1,4 @@
-"""``mmrec info``, ``search``, ``similar`` and ``reindex``: reading and maintaining a library."""
+"""``mmrec info``, ``items``, ``search``, ``similar`` and ``reindex``: reading and maintaining a library."""
 
 from __future__ import annotations
 
@@ -110,6 +110,32 @@ def similar(
     """Items similar to QUERY: an item id, a library file, or any media file (encoded on the fly)."""
     response = _open(library, device).similar(query, k=k, filters=SearchFilters(kind, min_duration, tag))
     print_json(response.to_dict()) if as_json else _print_results(response)
+
+
+@click.command("items")
+@library_option
+@json_option
+@click.option(
+    "--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip this many items."
+)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="Items per page.")
+@click.option(
+    "--kind", type=click.Choice(["video", "audio", "image", "text"]), default=None, help="Only this kind."
+)
+@click.option("--tag", default=None, help="Only items carrying this tag.")
+def items(library: Path, as_json: bool, offset: int, limit: int, kind: str | None, tag: str | None) -> None:
+    """List the library's item ids (the ids ``similar``, ``recommend`` and the server use), a page at a time."""
+    page = _open(library).items(offset=offset, limit=limit, filters=SearchFilters(kind=kind, tag=tag))
+    if as_json:
+        print_json(page.to_dict())
+        return
+    table = Table(title=f"items {offset + 1}-{offset + len(page.items)} of {page.total}")
+    for col in ("item", "kind", "duration", "title"):
+        table.add_column(col)
+    for item in page.items:
+        duration = "" if item.duration_s is None else f"{item.duration_s:.1f} s"
+        table.add_row(item.item_id, item.kind, duration, item.title[:60])
+    console.print(table)
 
 
 @click.command("reindex")

@@ -24,15 +24,27 @@ class MmrecGroup(click.Group):
     """Turns typed errors into one readable line instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
-        from encoders.media.errors import MediaError
-        from encoders.registry import ModelConfigError
-        from mmrec.errors import MmrecError
-
         try:
             return super().invoke(ctx)
-        except (MmrecError, MediaError, ModelConfigError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, _user_error_types()):
+                raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+
+
+def _user_error_types() -> tuple[type[Exception], ...]:
+    """MmrecError, plus the encoders' MediaError and ModelConfigError when their modules are loaded
+    (an error of a module never imported cannot occur; importing the model registry means importing
+    torch, which commands such as ``similar`` by id or ``recommend`` otherwise never need)."""
+    from mmrec.errors import MmrecError
+
+    found: list[type[Exception]] = [MmrecError]
+    for module, name in (("encoders.media.errors", "MediaError"), ("encoders.registry", "ModelConfigError")):
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            found.append(getattr(loaded, name))
+    return tuple(found)
 
 
 @click.group(cls=MmrecGroup, context_settings={"help_option_names": ["-h", "--help"]})

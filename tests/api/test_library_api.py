@@ -87,6 +87,11 @@ def test_cli_json_shapes_and_errors(library: Library) -> None:
     assert res.exit_code == 2
     assert "error:" in res.stderr and "no/such/item" in res.stderr
 
+    res = runner.invoke(cli, ["items", "--json", "--kind", "image", "--limit", "2", "--library", lib])
+    assert res.exit_code == 0, res.output
+    page = json.loads(res.stdout)
+    assert page["total"] == 6 and len(page["items"]) == 2 and page["items"][0]["path_name"].endswith(".png")
+
     res = runner.invoke(cli, ["info", "--json", "--failures", "--library", lib])
     assert res.exit_code == 0
     assert json.loads(res.stdout)["failures"][0]["path"].endswith("empty.mp4")

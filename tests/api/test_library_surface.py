@@ -4,6 +4,7 @@ profiles, recommendations, uploads; and queries that need no encoder load none."
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -153,3 +154,75 @@ def test_one_library_serves_many_threads(library: Library) -> None:
         counts = list(pool.map(work, range(24)))
     assert min(counts) >= 1
     assert sorted(library.profile(f"t{u}").n_events for u in range(3)) == [8, 8, 8]
+
+
+def test_served_items_and_exploration_reach_the_recommender(library: Library) -> None:
+    from mmrec.events.store import EventStore
+
+    if not hasattr(EventStore, "record_served"):
+        pytest.skip("served items and exploration arrive with the recommender of branch reco-loop")
+    library.add_events([{"user_id": "sam", "item_id": "images/dog.png", "event": "like"}])
+    first = library.recommend("sam", k=3, record_served=True)
+    served = library.events.served("sam")  # type: ignore[attr-defined]
+    assert set(served) == {r.item_id for r in first.results}
+    assert not library.events.served("ann")  # type: ignore[attr-defined]
+    explored = library.recommend("sam", k=4, explore=0.5)
+    assert explored.explore == 0.5
+    assert any(reason.kind == "explore" for r in explored.results for reason in r.reasons)
+
+
+def test_block_layout_explains_scores_like_the_fusion(library: Library) -> None:
+    from mmrec.fusion.model import MODALITIES
+    from mmrec.search import FUSED_BLOCK_ORDER, BlockLayout
+
+    assert FUSED_BLOCK_ORDER == MODALITIES
+    layout = BlockLayout(library.fusion.dims)
+    assert layout.dim == library.fusion.dim and layout.slices == library.fusion.slices
+    keys = [int(r.key) for r in library.store.items() if r.key is not None]
+    vecs = library.store.fused(keys)
+    assert layout.contributions(vecs[0], vecs) == library.fusion.contributions(vecs[0], vecs)
+
+
+NO_TORCH = """
+import sys
+from mmrec import Library
+lib = Library(sys.argv[1], create=False)
+assert lib.similar("images/dog.png", k=2).results[0].item_id == "images/elephant.png"
+assert lib.items(limit=3).total == 9 and lib.item("bikes.mp4").kind == "video"
+assert lib.profile("nt").n_events == 1 and lib.recommend("nt", k=2).results
+heavy = sorted(m for m in ("torch", "encoders.registry", "mmrec.fusion") if m in sys.modules)
+print(",".join(heavy) or "none")
+"""
+
+
+def test_queries_by_id_and_user_do_not_even_import_torch(library: Library) -> None:
+    """A fresh process answers similar-by-id, items, item, profile and recommend without the model stack."""
+    import subprocess
+    import sys
+
+    library.add_events([{"user_id": "nt", "item_id": "images/banana.png", "event": "like"}])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, str(library.path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "none"
+
+
+def test_enough_live_events_refit_the_collaborative_model(library: Library) -> None:
+    try:
+        from mmrec.recommend.recommender import RefitPolicy  # type: ignore[attr-defined]
+    except ImportError:
+        pytest.skip("fold-in and refits arrive with the recommender of branch reco-loop")
+    library.add_events([{"user_id": "rex", "item_id": "images/dog.png", "event": "like"}])
+    reco = library.recommender
+    reco.refit_policy = RefitPolicy(max_pending_events=2)
+    library.add_events([{"user_id": "rex", "item_id": "images/elephant.png", "event": "like"}])
+    library.add_events([{"user_id": "rex", "item_id": "images/banana.png", "event": "like"}])
+    library.wait_for_refit(60)
+    assert reco.pending_events == 0  # refitted in the background on every stored event
+    assert "images/banana.png" in reco.cf_items

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mmrec.errors import MmrecError
-from mmrec.events import EventStore, RowError, ingest, parse_timestamp, read_events
+from mmrec.events import EventStore, RowError, ingest, parse_rows, parse_timestamp, read_events
 
 CSV = """user_id,item_id,event,value,timestamp
 u1,animals/mammals/dogs/dog,like,,1700000000
@@ -36,6 +36,25 @@ def test_csv_rows_validated_with_line_numbers(tmp_path: Path) -> None:
     assert by_line == {(4, "event"), (5, "item_id"), (6, "value"), (7, "value"), (8, "timestamp")}
     msg = {e.line: str(e) for e in res.errors}
     assert "jump" in msg[4] and "outside 0..1" in msg[6] and "needs a value" in msg[7]
+
+
+def test_in_memory_rows_share_the_file_validation(tmp_path: Path) -> None:
+    """The rows a server receives are checked like the same rows read from a file, line = row index."""
+    f = tmp_path / "events.csv"
+    f.write_text(CSV)
+    from_file = read_events(f)
+    header, *lines = CSV.strip().splitlines()
+    rows = [dict(zip(header.split(","), line.split(","), strict=True)) for line in lines]
+    from_rows = parse_rows(rows, "events")
+    assert from_rows.events == from_file.events
+    assert [(e.line + 1, e.field, e.reason) for e in from_rows.errors] == [
+        (e.line, e.field, e.reason) for e in from_file.errors
+    ]  # the file counts its header as line 1
+    live = parse_rows([{"user": "a", "item": "x", "event": "like"}, 7, {"user_id": "b"}], "events", 99.0)
+    assert [(e.user_id, e.timestamp) for e in live.events] == [("a", 99.0)]
+    assert [(e.line, e.field) for e in live.errors] == [(2, "row"), (3, "item_id"), (3, "event")]
+    comments = parse_rows([{"user_id": "a", "item_id": "x", "text": "好看"}], "comments", 5.0)
+    assert comments.kind == "comments" and comments.comments[0].text == "好看"
 
 
 def test_jsonl_and_parquet(tmp_path: Path) -> None:
