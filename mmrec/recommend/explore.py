@@ -4,8 +4,9 @@ The catalogue is split into clusters (spherical k-means on centred fused vectors
 Each cluster is an arm with a Beta posterior on "the user accepts an item shown from it":
 
 - the prior comes from the profile's evidence: a cluster holding a share ``s`` of the user's liked
-  items gets ``Beta(1 + strength·s, 1 + strength·(1 − s))``, so a cluster the user never touched
-  starts low but wide (uncertain), and the user's main tastes start high;
+  items gets ``Beta(1 + n·s, 1 + n·(1 − s))`` with ``n`` the number of liked items (or a fixed
+  strength), so a cluster the user never touched starts low, and is the more uncertain the less
+  the profile knows; the user's main tastes start high;
 - served lists update it: every engaged serving adds a success, every ignored or skipped one a failure.
 
 Per exploration slot one value is drawn per cluster and the best-drawn cluster that the list does
@@ -33,7 +34,9 @@ class ExploreConfig:
     seed: int = 0
     n_clusters: int | None = None  # None: about sqrt(n_items / 2), within 4..64
     sample_items: int = 5000  # k-means runs on at most this many items; the rest are assigned on demand
-    prior_strength: float = 4.0  # pseudo-observations the profile's evidence is worth per cluster
+    # Pseudo-observations the profile's evidence is worth; None: as many as the liked items it has, so
+    # users with a long history explore less and newcomers more.
+    prior_strength: float | None = None
     candidates_per_cluster: int = 50
     # True: a slot only goes to a cluster the rest of the list does not show (diversify first);
     # False: the drawn cluster's best item not listed yet, whichever cluster it is.
@@ -136,13 +139,14 @@ def posterior(
     liked_weights: np.ndarray,
     engaged: np.ndarray,
     skipped: np.ndarray,
-    strength: float,
+    strength: float | None,
 ) -> ClusterPosterior:
     """Prior from the share of liked-item weight per cluster; successes/failures from served outcomes.
 
     ``liked``/``engaged``/``skipped`` are cluster ids (one per item or serving); ``liked_weights``
     the profile weight of each liked item.
     """
+    strength = float(len(liked)) if strength is None else float(strength)
     mass = np.bincount(liked, weights=liked_weights, minlength=n_clusters)[:n_clusters]
     share = mass / mass.sum() if mass.sum() > 0 else np.full(n_clusters, 1.0 / max(n_clusters, 1))
     alpha = 1.0 + strength * share + np.bincount(engaged, minlength=n_clusters)[:n_clusters]

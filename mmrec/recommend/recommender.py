@@ -90,7 +90,7 @@ class BlendConfig:
 class ServedConfig:
     """What served lists do to later ones: an ignored item sinks, one skipped twice rests a while."""
 
-    skip_penalty: float = 0.15  # subtracted from the blended score per skipped serving
+    skip_penalty: float = 0.5  # subtracted from the blended score per skipped serving (cosines are ≤ 1)
     skip_limit: int = 2  # skipped this many times: not served again for ``cooldown_s``
     cooldown_s: float = 7 * 86400.0
     horizon_s: float = 90 * 86400.0  # servings older than this are forgotten
@@ -322,14 +322,15 @@ class Recommender:
         exclude = prof.seen | prof.disliked | blocked
         content: dict[int, float] = {}
         if queries.shape[0]:
-            n = max(self.config.candidates_per_query, 5 * k) + len(exclude)
+            # Skipped items stay candidates (down-weighted), so they must not crowd fresh ones out.
+            n = max(self.config.candidates_per_query, 5 * k) + len(exclude) + len(skips)
             scores, keys = self.index.search(queries, n)
             for row_s, row_k in zip(scores, keys, strict=True):
                 for s, key in zip(row_s, row_k, strict=True):
                     if key >= 0 and int(key) not in exclude:
                         content[int(key)] = max(content.get(int(key), -1.0), float(s))
         cf_vec, pop_vec = self._collaborative_vectors(prof)
-        cf, pop = self._top_collaborative(cf_vec, pop_vec, exclude, n_extra=max(50, 5 * k))
+        cf, pop = self._top_collaborative(cf_vec, pop_vec, exclude, n_extra=max(50, 5 * k) + len(skips))
         cand = sorted(set(content) | set(cf) | set(pop))
         if not cand:
             return []
