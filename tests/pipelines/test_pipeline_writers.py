@@ -77,11 +77,16 @@ def test_environment_failures_are_retried_and_file_failures_stay(tmp_path: Path,
     library = tmp_path / "lib"
     opts = {"workers": 1, "progress": False, "frame_count": 2, "speech": False}
     starved = run_encode(media, library, decode_timeout_s=0.01, **opts)
-    assert (starved.encoded, starved.failed, starved.retry_next_run) == (0, 4, 4)
-    assert all("tried again on the next run" in reason for _, reason in starved.failures)
-    assert _failures(library) == []
+    # The broken file may be refused as broken before the 10 ms run out: then it is its own failure.
+    broken_first = [Path(p).name for p, _, _ in _failures(library)]
+    assert broken_first in ([], ["broken.png"])
+    assert (starved.encoded, starved.failed, starved.retry_next_run) == (0, 4, 4 - len(broken_first))
+    timed_out = [r for p, r in starved.failures if Path(p).name not in broken_first]
+    assert len(timed_out) == 4 - len(broken_first)
+    assert all("tried again on the next run" in reason for reason in timed_out)
     normal = run_encode(media, library, **opts)
-    assert (normal.encoded, normal.failed, normal.retry_next_run, normal.skipped_failed) == (3, 1, 0, 0)
+    assert (normal.encoded, normal.retry_next_run) == (3, 0)
+    assert (normal.failed, normal.skipped_failed) == ((0, 1) if broken_first else (1, 0))
     assert [Path(p).name for p, _, _ in _failures(library)] == ["broken.png"]
     again = run_encode(media, library, **opts)
     assert (again.encoded, again.skipped_failed, again.skipped_unchanged) == (0, 1, 3)
