@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from mmrec.check import CheckReport
 from mmrec.errors import IndexUnavailableError, InvalidInputError, ItemNotFoundError, MmrecError
 from mmrec.events.reader import ReadResult, parse_rows, read_events
 from mmrec.events.records import CommentRecord, EventRecord
@@ -113,9 +114,9 @@ class Library:
         """The library's fusion; built from the manifest alone, so it never loads an encoder."""
 
         def build() -> Fusion:
-            from pipelines.fusion_select import fusion_version, library_fusion
+            from pipelines.fusion_select import library_fusion
 
-            self._fusion_key = fusion_version(self.store.manifest())
+            self._fusion_key = self.store.fusion_version()
             return library_fusion(self.store, lambda: self.models, self.device)
 
         return self._once("fusion", build)
@@ -190,16 +191,17 @@ class Library:
         """
         changed = False
         stamp = self._stamp()
-        if stamp != self._manifest_stamp:
-            self._manifest_stamp = stamp
-            if "fusion" in self._cache:
-                from pipelines.fusion_select import fusion_version
-
-                if fusion_version(self.store.manifest()) != self._fusion_key:
-                    self._forget("fusion")
-                    changed = True
         index = self._cache.get("index")
-        if index is not None and self.store.seq() != index.seq:
+        seq = self.store.seq()
+        moved = index is not None and seq != index.seq
+        if stamp != self._manifest_stamp or moved:
+            self._manifest_stamp = stamp
+            # the catalog records the version with the fused vectors, so a switch shows even when the
+            # manifest was not rewritten yet (train-fusion killed between its commit and the manifest)
+            if "fusion" in self._cache and self.store.fusion_version() != self._fusion_key:
+                self._forget("fusion")
+                changed = True
+        if index is not None and moved:
             index.catch_up()
             changed = True
         return changed
@@ -244,17 +246,20 @@ class Library:
         keys: list[int] | None = None,
         **options: Any,
     ) -> dict[str, Any]:
-        """Train this library's fusion (centring + text->frames/audio bridges), save it as
-        ``fusion/<version>.pt``, re-fuse every item from its stored vectors (no encoder runs), record the
-        version in the manifest and rebuild the index. ``keys`` limits what training sees (e.g. a
-        train split); ``options`` go to ``mmrec.fusion.library_training.train_library_fusion``."""
-        from mmrec.fusion.library_training import chunked, read_items, train_library_fusion
+        """Train this library's fusion (centring + text->frames/audio bridges) and make it the library's,
+        all or nothing: ``fusion/<version>.pt``, every item re-fused from its stored vectors (no
+        encoder runs), one catalog commit that records the version, then the manifest and the index.
+        A kill part-way leaves the previous fusion whole; checkpoints nothing uses are removed.
+        ``keys`` limits what training sees (e.g. a train split); ``options`` go to
+        ``mmrec.fusion.library_training.train_library_fusion``."""
+        from mmrec.fusion.library_training import publish_fusion, train_library_fusion
         from mmrec.index.library_index import LibraryIndex
+        from pipelines.fusion_select import dims_from_described
 
         with self._lock:
             if next(iter(self.store.items()), None) is None:
                 raise MmrecError(f"train-fusion: {self.path} has no encoded item to train on")
-            dims = dict(self.fusion.dims)
+            dims = dims_from_described(self.store.manifest().get("models") or {}) or dict(self.fusion.dims)
             fusion, report = train_library_fusion(
                 self.store,
                 dims,
@@ -265,23 +270,29 @@ class Library:
                 device=self.device,
                 **options,
             )
-            fusion.save(self.path / "fusion" / f"{fusion.version}.pt")
-            all_keys = [int(r.key) for r in self.store.items() if r.key is not None]
-            refused = 0
-            for part in chunked(all_keys, 4096):
-                items = read_items(self.store, part, fusion.modalities)
-                pairs = [(k, it) for k, it in zip(part, items, strict=True) if it]
-                if pairs:
-                    fused, weights = fusion.fuse([it for _, it in pairs])
-                    self.store.set_fused([k for k, _ in pairs], fused, weights, fusion.version)
-                    refused += len(pairs)
-            self.store.update_manifest(fusion_version=fusion.version)
+            refused = publish_fusion(self.store, fusion)
             index = LibraryIndex.open(self.store)
             index.rebuild()
-            index.save()
             self._forget("fusion")
             self._cache["index"] = index
             report["refused_items"] = refused
+            return report
+
+    def check(self, repair: bool = False) -> CheckReport:
+        """Verify every part of the library against the others (``mmrec check``); with ``repair``,
+        rebuild what is derived (manifest from the catalog's copy, fused vectors, index, profiles,
+        thumbnails) and check again. Source data is never deleted."""
+        from mmrec.check import check_library
+
+        def thumbnails(store: LibraryStore) -> object:
+            from pipelines.thumbnails import backfill_thumbnails
+
+            return backfill_thumbnails(store)
+
+        with self._lock:
+            report = check_library(self.path, repair=repair, thumbnails=thumbnails)
+            if repair:
+                self._forget("fusion", "index", "recommender", "live")
             return report
 
     # ----------------------------------------------------------------- library facts
@@ -311,7 +322,7 @@ class Library:
             schema_version=int(stats["schema_version"]),
             manifest=manifest,
             models_profile=manifest.get("models_profile"),
-            fusion_version=str(manifest.get("fusion_version", "default")),
+            fusion_version=str(self.store.fusion_version() or "default"),
             index=index,
             index_error=index_error,
         )
