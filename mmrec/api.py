@@ -13,19 +13,21 @@ do, under the store's writer lock.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from mmrec.check import CheckReport
-from mmrec.errors import IndexUnavailableError, InvalidInputError, ItemNotFoundError, MmrecError
+from mmrec.errors import IndexUnavailableError, InvalidInputError, ItemNotFoundError, LibraryError, MmrecError
 from mmrec.events.reader import ReadResult, parse_rows, read_events
 from mmrec.events.records import CommentRecord, EventRecord
 from mmrec.recommend.recommender import UnknownUserError
@@ -602,7 +604,7 @@ class Library:
         from mmrec.profiles import refresh_profiles
 
         events = self._writable_events()
-        with self._events_lock:
+        with self._events_lock, _write_failures(self.path / "events.sqlite"):
             if parsed.kind == "comments":
                 fresh: list[CommentRecord] = events.new_comments(parsed.comments)
                 analyses = self._analyzer(analyzer).analyze([c.text for c in fresh]) if fresh else []
@@ -761,6 +763,21 @@ def _parameters(func: Callable[..., object]) -> set[str]:
         return set(inspect.signature(func).parameters)
     except (TypeError, ValueError):
         return set()
+
+
+@contextlib.contextmanager
+def _write_failures(path: Path) -> Iterator[None]:
+    """SQLite's "database or disk is full" as one clear LibraryError (the transaction rolled back)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "full" in text or "disk i/o" in text:
+            raise LibraryError(
+                str(path),
+                f"cannot write ({exc}); what was committed is kept: free space and run it again",
+            ) from exc
+        raise
 
 
 def _check_k(k: int) -> None:

@@ -538,27 +538,39 @@ def _check_events(store: LibraryStore, found: _Findings) -> None:
         return
     events = EventStore.open(store.path, create=False)
     try:
-        stale = []
+        damaged, ahead = [], []
         for user in events.users():
-            n = events.count_for_user(user)
             blob = events.get_profile_blob(user)
-            if n == 0:
-                continue
+            if blob is None:
+                continue  # no profile yet: the first read builds it from the events
+            n = events.count_for_user(user)
             try:
-                prof = None if blob is None else UserProfile.from_bytes(blob)
-            except Exception:  # a damaged blob is derived data: rebuilt below
-                prof = None
-            if prof is None or prof.n_events != n:
-                stale.append(user)
+                prof = UserProfile.from_bytes(blob)
+            except Exception:  # any decoding failure of the blob means damage
+                damaged.append(user)
+                continue
+            if prof.n_events > n:  # folded from rows that are not there: events lost, or a foreign profile
+                ahead.append(user)
+            # a profile folded from fewer rows (an ingest killed before its fold) is rebuilt on read
     finally:
         events.close()
-    if stale:
+    fix = found.cmd(REPAIR) + " (rebuilds them from the events)"
+    if damaged:
         found.add(
-            "profiles-stale",
+            "profiles-damaged",
             "profiles",
             db,
-            f"{len(stale)} users' profiles do not reflect their events (e.g. {stale[0]!r})",
-            found.cmd(REPAIR) + " (rebuilds them from the events)",
+            f"{len(damaged)} users' stored profiles cannot be read (e.g. {damaged[0]!r})",
+            fix,
+            True,
+        )
+    if ahead:
+        found.add(
+            "profiles-ahead",
+            "profiles",
+            db,
+            f"{len(ahead)} users' profiles count more events than are stored (e.g. {ahead[0]!r})",
+            fix,
             True,
         )
 
@@ -593,7 +605,7 @@ def _repair(root: Path, found: _Findings, thumbnails: ThumbnailRepair | None) ->
             from mmrec.index.library_index import LibraryIndex
 
             LibraryIndex.open(store).rebuild()
-        if "profiles-stale" in codes:
+        if codes & {"profiles-damaged", "profiles-ahead"}:
             _repair_profiles(store)
         if "thumbnails-missing" in codes and thumbnails is not None:
             thumbnails(store)

@@ -28,7 +28,7 @@ from mmrec.errors import (
     ModelMismatchError,
 )
 from mmrec.store import catalog as cat
-from mmrec.store.manifest import dumps, fsync_dir, read_json, write_json_atomic
+from mmrec.store.manifest import dumps, fsync_dir, read_json, write_error, write_json_atomic
 from mmrec.store.records import (
     FUSED,
     EncodedItem,
@@ -182,10 +182,16 @@ class LibraryStore:
         conn.execute(f"BEGIN {mode}")
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and _is_write_failure(exc):
+                raise LibraryError(
+                    str(self.path / CATALOG),
+                    f"cannot write ({exc}); the transaction was rolled back: free space and run the command again",
+                ) from exc
             raise
-        conn.execute("COMMIT")
 
     def _file(self, modality: str) -> VectorFile | None:
         """The vector file of a modality (it may have been created by another process since we opened)."""
@@ -478,13 +484,21 @@ class LibraryStore:
         with self._writing() as conn:
             folder = self.path / "fusion"
             if write_checkpoint is not None:
-                write_checkpoint(folder / f"{fusion_version}.pt")
+                target = folder / f"{fusion_version}.pt"
+                try:
+                    write_checkpoint(target)
+                except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
+                    for tmp_ckpt in folder.glob(f".{target.name}.tmp-{os.getpid()}"):
+                        tmp_ckpt.unlink(missing_ok=True)
+                    raise write_error(target, exc) from exc
             keys = [int(r[0]) for r in conn.execute("SELECT key FROM items WHERE status='ok' ORDER BY key")]
             tmp = self.vectors_dir / f"{FUSED}.f32.compact"
             try:
                 dim, weights = self._fuse_into(tmp, keys, fuse, chunk)
-            except BaseException:
+            except BaseException as exc:
                 tmp.unlink(missing_ok=True)
+                if isinstance(exc, OSError):
+                    raise write_error(tmp, exc) from exc
                 raise
             with self._transaction(conn):
                 conn.execute("DELETE FROM slots WHERE modality=?", (FUSED,))
@@ -1018,6 +1032,11 @@ def _alive(pid_text: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _is_write_failure(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "full" in text or "disk i/o" in text or "readonly" in text
 
 
 def _marks(values: Sequence) -> str:
