@@ -707,7 +707,7 @@ def _repair_modalities(store: LibraryStore, modalities: set[str]) -> None:
                     fh.write(b"\0" * ((need - have) * vf.row_bytes))
                 vf.drop_map()
             keys |= _bad_rows(vf, slots)
-        store.mark_for_reencode(sorted(keys))
+    store.mark_for_reencode(sorted(keys))  # takes the writer lock itself
 
 
 def _refuse(store: LibraryStore, default: bool) -> None:
@@ -725,18 +725,31 @@ def _refuse(store: LibraryStore, default: bool) -> None:
 
 
 def _repair_profiles(store: LibraryStore) -> None:
+    """Rebuild the profiles that cannot be read or count more events than are stored. An unreadable
+    blob is replaced (its self-description, if any, is lost with it: said in the report's message)."""
     from mmrec.events.store import EventStore
     from mmrec.profiles.build import rebuild_profile, resolve_config
+    from mmrec.profiles.model import UserProfile
     from mmrec.profiles.store import ProfileStore
     from mmrec.profiles.update import ProfileConfig
 
     events = EventStore.open(store.path, create=False)
     try:
         config = resolve_config(store, ProfileConfig())
-        profiles = [
-            rebuild_profile(u, events, store, config) for u in events.users() if events.count_for_user(u)
-        ]
-        ProfileStore(events).put_many(profiles)
+        redo = []
+        for user in events.users():
+            blob = events.get_profile_blob(user)
+            if blob is None:
+                continue
+            try:
+                prof = UserProfile.from_bytes(blob)
+            except Exception:  # unreadable: start from an empty profile
+                events.put_profile_blob(user, UserProfile(user_id=user).to_bytes(), 0.0)
+                redo.append(user)
+                continue
+            if prof.n_events > events.count_for_user(user):
+                redo.append(user)
+        ProfileStore(events).put_many([rebuild_profile(u, events, store, config) for u in redo])
     finally:
         events.close()
 
