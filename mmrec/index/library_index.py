@@ -195,10 +195,11 @@ class LibraryIndex:
         with writing() if callable(writing) else contextlib.nullcontext():
             try:
                 self.index.save(self.folder)
-            except OSError as exc:  # disk full: the published version stays whole (atomic save)
-                raise LibraryError(
+            except (OSError, RuntimeError) as exc:  # disk full (FAISS says RuntimeError): the published
+                reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc).splitlines()[-1]
+                raise LibraryError(  # version stays whole (atomic save)
                     str(self.folder),
-                    f"cannot save the index ({exc.strerror or exc}); readers keep the previous version "
+                    f"cannot save the index ({reason}); readers keep the previous version "
                     f"and catch up from the catalog: free space and run `mmrec reindex --library {self.store.path}`",
                 ) from exc
 
