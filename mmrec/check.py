@@ -516,7 +516,7 @@ def _check_thumbnails(store: LibraryStore, found: _Findings) -> None:
 
 # ====================================================================== events and profiles
 def _check_events(store: LibraryStore, found: _Findings) -> None:
-    from mmrec.events.store import FILENAME, EventStore
+    from mmrec.events.store import FILENAME
     from mmrec.profiles.model import UserProfile
 
     db = store.path / FILENAME
@@ -524,10 +524,27 @@ def _check_events(store: LibraryStore, found: _Findings) -> None:
         return
     found.checked.append("events")
     fix_db = "restore events.sqlite from a backup (events are source data)"
+    damaged: list[str] = []
+    ahead: list[str] = []
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30.0)
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30.0)  # a reader never writes
         try:
             rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if rows == ["ok"] and {"events", "profiles"} <= tables:
+                counts = dict(
+                    conn.execute("SELECT user_id, COUNT(*) FROM events GROUP BY user_id").fetchall()
+                )
+                for user, blob in conn.execute("SELECT user_id, data FROM profiles"):
+                    try:
+                        prof = UserProfile.from_bytes(bytes(blob))
+                    except Exception:  # any decoding failure of the blob means damage
+                        damaged.append(str(user))
+                        continue
+                    # folded from rows that are not there: events lost, or a foreign profile (a profile
+                    # folded from fewer rows, an ingest killed before its fold, is rebuilt on read)
+                    if prof.n_events > int(counts.get(user, 0)):
+                        ahead.append(str(user))
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
@@ -536,24 +553,6 @@ def _check_events(store: LibraryStore, found: _Findings) -> None:
     if rows != ["ok"]:
         found.add("events-corrupt", "events", db, "integrity_check: " + "; ".join(rows[:5]), fix_db, False)
         return
-    events = EventStore.open(store.path, create=False)
-    try:
-        damaged, ahead = [], []
-        for user in events.users():
-            blob = events.get_profile_blob(user)
-            if blob is None:
-                continue  # no profile yet: the first read builds it from the events
-            n = events.count_for_user(user)
-            try:
-                prof = UserProfile.from_bytes(blob)
-            except Exception:  # any decoding failure of the blob means damage
-                damaged.append(user)
-                continue
-            if prof.n_events > n:  # folded from rows that are not there: events lost, or a foreign profile
-                ahead.append(user)
-            # a profile folded from fewer rows (an ingest killed before its fold) is rebuilt on read
-    finally:
-        events.close()
     fix = found.cmd(REPAIR) + " (rebuilds them from the events)"
     if damaged:
         found.add(
