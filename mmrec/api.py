@@ -603,8 +603,8 @@ class Library:
     def _store(self, parsed: ReadResult, analyzer: str, source: str = "comments") -> IngestResult:
         from mmrec.profiles import refresh_profiles
 
-        events = self._writable_events()
-        with self._events_lock, _write_failures(self.path / "events.sqlite"):
+        with _write_failures(self.path / "events.sqlite"), self._events_lock:
+            events = self._writable_events()  # creating events.sqlite can meet a full disk too
             if parsed.kind == "comments":
                 fresh: list[CommentRecord] = events.new_comments(parsed.comments)
                 analyses = self._analyzer(analyzer).analyze([c.text for c in fresh]) if fresh else []
