@@ -13,18 +13,21 @@ do, under the store's writer lock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from mmrec.errors import IndexUnavailableError, InvalidInputError, ItemNotFoundError, MmrecError
+from mmrec.check import CheckReport
+from mmrec.errors import IndexUnavailableError, InvalidInputError, ItemNotFoundError, LibraryError, MmrecError
 from mmrec.events.reader import ReadResult, parse_rows, read_events
 from mmrec.events.records import CommentRecord, EventRecord
 from mmrec.limits import MAX_ANALYZE_CHARS, MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_QUERY_CHARS, too_long
@@ -119,9 +122,9 @@ class Library:
         facts when a manifest predates that record)."""
 
         def build() -> Fusion:
-            from pipelines.fusion_select import fusion_version, library_fusion
+            from pipelines.fusion_select import library_fusion
 
-            self._fusion_key = fusion_version(self.store.manifest())
+            self._fusion_key = self.store.fusion_version()
             return library_fusion(self.store, lambda: self.models, self.device)
 
         return self._once("fusion", build)
@@ -211,17 +214,18 @@ class Library:
         """
         changed = False
         stamp = self._stamp()
-        if stamp != self._manifest_stamp:
-            self._manifest_stamp = stamp
-            if "fusion" in self._cache:
-                from pipelines.fusion_select import fusion_version
-
-                if fusion_version(self.store.manifest()) != self._fusion_key:
-                    self._forget("fusion")
-                    changed = True
-            self._forget("layout")
         index = self._cache.get("index")
-        if index is not None and self.store.seq() != index.seq:
+        seq = self.store.seq()
+        moved = index is not None and seq != index.seq
+        if stamp != self._manifest_stamp or moved:
+            self._manifest_stamp = stamp
+            # the catalog records the version with the fused vectors, so a switch shows even when the
+            # manifest was not rewritten yet (train-fusion killed between its commit and the manifest)
+            if "fusion" in self._cache and self.store.fusion_version() != self._fusion_key:
+                self._forget("fusion")
+                changed = True
+            self._forget("layout")
+        if index is not None and moved:
             index.catch_up()
             changed = True
         reco = self._cache.get("recommender")
@@ -276,17 +280,19 @@ class Library:
         keys: list[int] | None = None,
         **options: Any,
     ) -> dict[str, Any]:
-        """Train this library's fusion (centring + text->frames/audio bridges), save it as
-        ``fusion/<version>.pt``, re-fuse every item from its stored vectors (no encoder runs), record the
-        version in the manifest and rebuild the index. ``keys`` limits what training sees (e.g. a
-        train split); ``options`` go to ``mmrec.fusion.library_training.train_library_fusion``."""
-        from mmrec.fusion.library_training import chunked, read_items, train_library_fusion
+        """Train this library's fusion (centring + text->frames/audio bridges) and make it the library's,
+        all or nothing: ``fusion/<version>.pt``, every item re-fused from its stored vectors (no
+        encoder runs), one catalog commit that records the version, then the manifest and the index.
+        A kill part-way leaves the previous fusion whole; checkpoints nothing uses are removed.
+        ``keys`` limits what training sees (e.g. a train split); ``options`` go to
+        ``mmrec.fusion.library_training.train_library_fusion``."""
+        from mmrec.fusion.library_training import publish_fusion, train_library_fusion
         from mmrec.index.library_index import LibraryIndex
 
         with self._lock:
             if next(iter(self.store.items()), None) is None:
                 raise MmrecError(f"train-fusion: {self.path} has no encoded item to train on")
-            dims = dict(self.fusion.dims)
+            dims = block_dims(self.store.manifest().get("models") or {}) or dict(self.fusion.dims)
             fusion, report = train_library_fusion(
                 self.store,
                 dims,
@@ -297,23 +303,29 @@ class Library:
                 device=self.device,
                 **options,
             )
-            fusion.save(self.path / "fusion" / f"{fusion.version}.pt")
-            all_keys = [int(r.key) for r in self.store.items() if r.key is not None]
-            refused = 0
-            for part in chunked(all_keys, 4096):
-                items = read_items(self.store, part, fusion.modalities)
-                pairs = [(k, it) for k, it in zip(part, items, strict=True) if it]
-                if pairs:
-                    fused, weights = fusion.fuse([it for _, it in pairs])
-                    self.store.set_fused([k for k, _ in pairs], fused, weights, fusion.version)
-                    refused += len(pairs)
-            self.store.update_manifest(fusion_version=fusion.version)
+            refused = publish_fusion(self.store, fusion)
             index = LibraryIndex.open(self.store)
             index.rebuild()
-            index.save()
             self._forget("fusion")
             self._cache["index"] = index
             report["refused_items"] = refused
+            return report
+
+    def check(self, repair: bool = False) -> CheckReport:
+        """Verify every part of the library against the others (``mmrec check``); with ``repair``,
+        rebuild what is derived (manifest from the catalog's copy, fused vectors, index, profiles,
+        thumbnails) and check again. Source data is never deleted."""
+        from mmrec.check import check_library
+
+        def thumbnails(store: LibraryStore) -> object:
+            from pipelines.thumbnails import backfill_thumbnails
+
+            return backfill_thumbnails(store)
+
+        with self._lock:
+            report = check_library(self.path, repair=repair, thumbnails=thumbnails)
+            if repair:
+                self._forget("fusion", "index", "recommender", "live")
             return report
 
     # ----------------------------------------------------------------- library facts
@@ -343,7 +355,7 @@ class Library:
             schema_version=int(stats["schema_version"]),
             manifest=manifest,
             models_profile=manifest.get("models_profile"),
-            fusion_version=str(manifest.get("fusion_version", "default")),
+            fusion_version=str(self.store.fusion_version() or "default"),
             index=index,
             index_error=index_error,
         )
@@ -685,8 +697,8 @@ class Library:
     def _store(self, parsed: ReadResult, analyzer: str, source: str = "comments") -> IngestResult:
         from mmrec.profiles import refresh_profiles
 
-        events = self._writable_events()
-        with self._events_lock:
+        with _write_failures(self.path / "events.sqlite"), self._events_lock:
+            events = self._writable_events()  # creating events.sqlite can meet a full disk too
             if parsed.kind == "comments":
                 fresh: list[CommentRecord] = events.new_comments(parsed.comments)
                 analyses = self._analyzer(analyzer).analyze([c.text for c in fresh]) if fresh else []
@@ -869,6 +881,21 @@ def _analyses(analyzer: CommentAnalyzer, texts: Sequence[str]) -> list[CommentAn
             raise InvalidInputError("analyze", f"texts[{n}]", f"text {n} is {reason}; shorten it")
     found = analyzer.analyze(list(texts))
     return [CommentAnalysis(a.text, a.language, float(a.sentiment), list(a.keywords)) for a in found]
+
+
+@contextlib.contextmanager
+def _write_failures(path: Path) -> Iterator[None]:
+    """SQLite's "database or disk is full" as one clear LibraryError (the transaction rolled back)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "full" in text or "disk i/o" in text:
+            raise LibraryError(
+                str(path),
+                f"cannot write ({exc}); what was committed is kept: free space and run it again",
+            ) from exc
+        raise
 
 
 def _check_k(k: int) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mmrec.fusion import DEFAULT_VERSION, Fusion
+from mmrec.fusion.library_training import CheckpointError, load_checkpoint
 from mmrec.search import TEXT_BLOCKS, block_dims
 
 TEXT_MODALITIES = TEXT_BLOCKS
@@ -30,19 +31,39 @@ def fusion_version(manifest: dict) -> str | None:
 
 
 def library_fusion(store: Any, models: Any | Callable[[], Any], device: str = "auto") -> Fusion:
-    """Load ``LIBRARY/fusion/<version>.pt`` when the manifest names a trained one, else the default.
+    """Load ``LIBRARY/fusion/<version>.pt`` when the library uses a trained fusion, else the default.
+
+    The version comes from the catalog (committed with the fused vectors), so it always matches
+    them. A missing or damaged checkpoint is refused, never replaced by the default fusion: the
+    stored vectors were fused with it, and queries fused otherwise would rank wrongly without a word.
 
     ``models`` may be a callable returning the ModelSet: the default fusion takes its block widths
     from the models the manifest recorded at encode time, so a reader that never embeds (similar
     by id, recommendations) builds it without touching the models at all.
     """
-    manifest = store.manifest()
-    version = fusion_version(manifest)
-    if version and version != DEFAULT_VERSION:
+    for _attempt in range(3):
+        version = store.fusion_version() if hasattr(store, "fusion_version") else None
+        if version is None:
+            version = fusion_version(store.manifest())
+        if not version or version == DEFAULT_VERSION:
+            break
         path = Path(store.path) / "fusion" / f"{version}.pt"
-        if path.is_file():
-            return Fusion.load(path, device=device)
-    dims = block_dims(manifest.get("models") or {})
+        try:
+            return load_checkpoint(path, version, device)
+        except FileNotFoundError:
+            if hasattr(store, "fusion_version") and store.fusion_version() != version:
+                continue  # a train-fusion switched versions (and removed this one) meanwhile
+            raise CheckpointError(
+                str(path), "missing: the library's items were fused with it; " + _hint(store)
+            ) from None
+    dims = block_dims(store.manifest().get("models") or {})
     if not dims:
         dims = modality_dims(models() if callable(models) else models)
     return Fusion(dims, device=device)
+
+
+def _hint(store: Any) -> str:
+    return (
+        f"run `mmrec check --library {store.path} --repair` (re-fuses with the default fusion) "
+        "or `mmrec train-fusion` again"
+    )

@@ -109,9 +109,17 @@ def cli(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from mmrec.cli import cmd_encode, cmd_evaluate, cmd_fusion, cmd_inspect, cmd_library, cmd_reco
+    from mmrec.cli import (
+        cmd_check,
+        cmd_encode,
+        cmd_evaluate,
+        cmd_fusion,
+        cmd_inspect,
+        cmd_library,
+        cmd_reco,
+    )
 
-    for module in (cmd_inspect, cmd_encode, cmd_library, cmd_fusion, cmd_reco, cmd_evaluate):
+    for module in (cmd_inspect, cmd_encode, cmd_library, cmd_fusion, cmd_reco, cmd_evaluate, cmd_check):
         for command in vars(module).values():
             if isinstance(command, click.Command) and command.name:
                 cli.add_command(command)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mmrec.errors import LibraryError
 from mmrec.fusion.bridges import BRIDGE_SOURCES, BRIDGE_TARGETS, Bridge
 from mmrec.fusion.fusion import Fusion, model_blocks, pick_device, trained_version
 from mmrec.fusion.model import SET_MODALITY
@@ -356,3 +358,77 @@ def train_library_fusion(
     report.update(seed=seed, epochs=epochs, attention_epochs=attention_epochs, center=center, device=dev)
     report["seconds"] = round(time.perf_counter() - started, 3)
     return fusion, report
+
+
+def load_checkpoint(path: Path, version: str, device: str = "auto") -> Fusion:
+    """Load a checkpoint and verify it is the one named: its version and its weights' hash (the end of
+    a trained version), so a damaged file is refused instead of fusing queries wrongly."""
+    try:
+        fusion = Fusion.load(path, device=device)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # FusionInputError and whatever a damaged file makes torch raise
+        raise CheckpointError(str(path), f"unreadable ({exc})") from exc
+    if fusion.version != version:
+        raise CheckpointError(str(path), f"holds version {fusion.version!r}, expected {version!r}")
+    expected_hash = version.rsplit("-", 1)[-1]
+    if "-" in version and fusion.state_hash() != expected_hash:
+        raise CheckpointError(str(path), "its weights do not match the hash in its version (damaged)")
+    return fusion
+
+
+class CheckpointError(LibraryError):
+    """The fusion checkpoint a library uses is missing or damaged (names the file and the fix)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        if "mmrec check" not in reason:
+            library = Path(path).parent.parent
+            reason += f"; run `mmrec check --library {library} --repair` or `mmrec train-fusion` again"
+        super().__init__(path, reason)
+
+
+class FusedStore(VectorSource, Protocol):
+    """What re-fusing needs from a library store (``mmrec.store.LibraryStore``)."""
+
+    def fused(self, keys: Sequence[int]) -> np.ndarray: ...
+
+    def replace_fusion(
+        self,
+        fusion_version: str,
+        fuse: Callable[[list[int]], tuple[np.ndarray, list[dict[str, float]]]],
+        write_checkpoint: Callable[[Path], object] | None = None,
+        chunk: int = 4096,
+    ) -> int: ...
+
+
+def fuse_keys(
+    store: FusedStore, fusion: Fusion, keys: list[int]
+) -> tuple[np.ndarray, list[dict[str, float]]]:
+    """Fused rows and weights of ``keys`` from their stored modality vectors (no encoder runs); an
+    item without any vector this fusion reads keeps its stored fused row."""
+    items = read_items(store, keys, fusion.modalities)
+    present = [i for i, it in enumerate(items) if it]
+    out = np.zeros((len(keys), fusion.dim), dtype=np.float32)
+    weights: list[dict[str, float]] = [{} for _ in keys]
+    if present:
+        fused, w = fusion.fuse([items[i] for i in present])
+        out[present] = fused
+        for j, i in enumerate(present):
+            weights[i] = w[j]
+    missing = [i for i, it in enumerate(items) if not it]
+    if missing:
+        old = store.fused([keys[i] for i in missing])
+        if old.shape[1] != fusion.dim:
+            raise LibraryError(f"key {keys[missing[0]]}", "has no modality vector to re-fuse from")
+        out[missing] = old
+    return out, weights
+
+
+def publish_fusion(store: FusedStore, fusion: Fusion, save_checkpoint: bool = True) -> int:
+    """Make ``fusion`` the library's, all or nothing: checkpoint, every item re-fused, one commit, the
+    manifest, unused checkpoints removed (``LibraryStore.replace_fusion``). Returns the items re-fused."""
+    return store.replace_fusion(
+        fusion.version,
+        lambda keys: fuse_keys(store, fusion, keys),
+        write_checkpoint=fusion.save if save_checkpoint else None,
+    )

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mmrec.errors import IndexUnavailableError
+from mmrec.errors import IndexUnavailableError, LibraryError
 from mmrec.index.atomic import resolve
 from mmrec.index.choice import DEFAULT_EXACT_THRESHOLD
 from mmrec.index.vector_index import VectorIndex, VectorIndexError
@@ -193,7 +193,15 @@ class LibraryIndex:
             self.index.meta.pop("factory_override", None)
         writing = getattr(self.store, "writing", None)
         with writing() if callable(writing) else contextlib.nullcontext():
-            self.index.save(self.folder)
+            try:
+                self.index.save(self.folder)
+            except (OSError, RuntimeError) as exc:  # disk full (FAISS says RuntimeError): the published
+                reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc).splitlines()[-1]
+                raise LibraryError(  # version stays whole (atomic save)
+                    str(self.folder),
+                    f"cannot save the index ({reason}); readers keep the previous version "
+                    f"and catch up from the catalog: free space and run `mmrec reindex --library {self.store.path}`",
+                ) from exc
 
     def search(
         self, query_vecs: np.ndarray, k: int, allowed_keys: np.ndarray | Sequence[int] | None = None

@@ -17,7 +17,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from mmrec.errors import (
     ModelMismatchError,
 )
 from mmrec.store import catalog as cat
-from mmrec.store.manifest import dumps, fsync_dir, read_json, write_json_atomic
+from mmrec.store.manifest import dumps, fsync_dir, read_json, write_error, write_json_atomic
 from mmrec.store.records import (
     FUSED,
     EncodedItem,
@@ -49,6 +49,10 @@ MANIFEST = "manifest.json"
 LOCKFILE = ".write.lock"
 RUN_LOCKFILE = ".run.lock"  # held for a whole encode: one long writer at a time (see ``exclusive_run``)
 _PENDING = "compact_pending:"
+_ROWS = "rows:"  # high-water mark of the rows the catalog has ever assigned in a vector file
+META_FUSION = "fusion_version"  # the fusion every ok item's fused vector comes from (source of truth)
+META_MANIFEST = "manifest"  # a copy of manifest.json, so `mmrec check --repair` can restore it
+CHECK_HINT = "run `mmrec check --library {path}` (add --repair to rebuild what can be derived)"
 _MODEL_IDENTITY = ("modality", "model", "dim", "version")
 
 
@@ -100,8 +104,12 @@ class LibraryStore:
 
     # ================================================================== opening
     @classmethod
-    def open(cls, path: str | Path, create: bool = True) -> LibraryStore:
-        """Open (or create) a library; refuses folders that are not libraries or come from a newer mmrec."""
+    def open(cls, path: str | Path, create: bool = True, damaged_ok: bool = False) -> LibraryStore:
+        """Open (or create) a library; refuses folders that are not libraries or come from a newer mmrec.
+
+        A library whose ``manifest.json`` is missing is refused (recreating it would drop the model
+        guard); ``damaged_ok`` is for ``mmrec check``, which reports and repairs it.
+        """
         root = Path(path).expanduser().absolute()
         if not root.exists():
             if not create:
@@ -123,15 +131,21 @@ class LibraryStore:
                 raise LibraryNotFoundError(str(root))
         store = cls(root)
         try:
-            store._setup()
+            store._setup(damaged_ok)
         except BaseException:
             store.close()
             raise
         return store
 
-    def _setup(self) -> None:
+    def _setup(self, damaged_ok: bool = False) -> None:
         now = time.time()
         cat.initialise(self._conns.get(), self.path / CATALOG, now)
+        if not (self.path / MANIFEST).exists() and not damaged_ok and self._holds_data():
+            raise LibraryError(
+                str(self.path / MANIFEST),
+                "missing: the library holds items but its manifest (models, fusion version) is gone; "
+                + CHECK_HINT.format(path=self.path),
+            )
         for sub in ("vectors", "fusion", "index"):
             (self.path / sub).mkdir(exist_ok=True)
         self._lock_fd = os.open(self.path / LOCKFILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -143,12 +157,18 @@ class LibraryStore:
         ):
             return  # plain readers never wait for a writer's lock
         with self._writing():
-            if not (self.path / MANIFEST).exists():
+            if not (self.path / MANIFEST).exists() and not self._holds_data():  # a new library
                 write_json_atomic(
                     self.path / MANIFEST,
                     {"schema_version": cat.SCHEMA_VERSION, "models": {}, "created": now, "updated": now},
                 )
             self._finish_compaction()
+
+    def _holds_data(self) -> bool:
+        """Whether anything was ever committed (a new library's manifest may be created, no other)."""
+        return int(cat.get_meta(self._db, "seq") or 0) > 0 or bool(
+            self._db.execute("SELECT 1 FROM items LIMIT 1").fetchone()
+        )
 
     def close(self) -> None:
         """Close every thread's catalog connection and the lock file."""
@@ -282,10 +302,16 @@ class LibraryStore:
         conn.execute(f"BEGIN {mode}")
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and _is_write_failure(exc):
+                raise LibraryError(
+                    str(self.path / CATALOG),
+                    f"cannot write ({exc}); the transaction was rolled back: free space and run the command again",
+                ) from exc
             raise
-        conn.execute("COMMIT")
 
     def _file(self, modality: str) -> VectorFile | None:
         """The vector file of a modality (it may have been created by another process since we opened)."""
@@ -319,15 +345,45 @@ class LibraryStore:
     # ================================================================== manifest
     def manifest(self) -> dict:
         """The parsed manifest.json (models, fusion version, index spec, timestamps)."""
-        return read_json(self.path / MANIFEST)
+        path = self.path / MANIFEST
+        if not path.exists():
+            raise LibraryError(str(path), "missing; " + CHECK_HINT.format(path=self.path))
+        try:
+            return read_json(path)
+        except LibraryError as exc:
+            raise LibraryError(str(path), f"{exc.reason}; " + CHECK_HINT.format(path=self.path)) from exc
 
     def update_manifest(self, **fields: object) -> None:
         """Merge top-level fields into manifest.json and rewrite it atomically."""
         with self._writing():
             data = self.manifest()
             data.update(fields)
-            data["updated"] = time.time()
-            write_json_atomic(self.path / MANIFEST, data)
+            self._write_manifest(data)
+
+    def _write_manifest(self, data: dict) -> None:
+        """Under the writer lock: the catalog's copy first, then the file (both atomic)."""
+        data["updated"] = time.time()
+        conn = self._db
+        with self._transaction(conn):
+            cat.set_meta(conn, META_MANIFEST, dumps(data))
+        write_json_atomic(self.path / MANIFEST, data)
+
+    def manifest_copy(self) -> dict | None:
+        """The catalog's copy of the manifest (written with it), or None for a library made before it."""
+        raw = cat.get_meta(self._db, META_MANIFEST)
+        return None if raw is None else dict(json.loads(raw))
+
+    def fusion_version(self) -> str | None:
+        """The fusion version every ok item was fused with: the catalog's record (committed in the same
+        transaction as the fused vectors), else what the manifest of an older library names."""
+        found = cat.get_meta(self._db, META_FUSION)
+        if found:
+            return found
+        manifest = self.manifest()
+        value = manifest.get("fusion_version", manifest.get("fusion"))
+        if isinstance(value, dict):
+            value = value.get("version")
+        return str(value) if value else None
 
     def check_models(self, models: dict[str, dict]) -> None:
         """Record the models on first use; refuse to mix vectors of a different model for a role."""
@@ -349,8 +405,7 @@ class LibraryStore:
                     raise ModelMismatchError(role, _describe_model(old), _describe_model(info))
             if changed:
                 data["models"] = known
-                data["updated"] = time.time()
-                write_json_atomic(self.path / MANIFEST, data)
+                self._write_manifest(data)
 
     # ================================================================== writing
     def commit_items(self, items: list[EncodedItem], fusion_version: str) -> list[int]:
@@ -380,14 +435,23 @@ class LibraryStore:
                 raise InvalidInputError(prepared[bad][0].item_id, field, "contains NaN or infinity")
             blocks[m] = (block, owners)
         with self._writing() as conn:
+            current = cat.get_meta(conn, META_FUSION)
+            if FUSED in blocks and current is not None and current != fusion_version:
+                raise LibraryError(
+                    str(self.path),
+                    f"these items were fused with {fusion_version!r} but the library's fusion is now "
+                    f"{current!r} (train-fusion finished meanwhile); run the encode again",
+                )
             for m, (_, owners) in blocks.items():  # refuse a dimension change before appending anything
                 vf = self._file(m)
                 if vf is not None and vf.dim != dims[m]:
                     self._file_for_write(m, dims[m], prepared[owners[0]][0].item_id)
+            assigned = {m: self._check_rows(conn, m) for m in blocks}  # refuse damage before appending
             placed: list[dict[str, tuple[int, int]]] = [{} for _ in prepared]
             for m, (block, owners) in blocks.items():
                 vf = self._file_for_write(m, dims[m], prepared[owners[0]][0].item_id)
                 start = vf.append(block)
+                assigned[m] = max(assigned[m], start + len(block))
                 for i in owners:
                     n = prepared[i][2].shape[0] if m == FUSED else prepared[i][1][m].shape[0]
                     placed[i][m] = (start, n)
@@ -416,6 +480,8 @@ class LibraryStore:
                         [(rec.path,) for rec, _, _, _, _ in prepared if rec.path],
                     )
                 self._write_item_thumbnails(conn, [(keys[i], prepared[i][4]) for i in last.values()], now)
+                for m, end in assigned.items():
+                    cat.set_meta(conn, _ROWS + m, str(end))
                 cat.set_meta(conn, "seq", str(seq))
         for item, key in zip(items, keys, strict=True):
             item.record.key = key
@@ -488,10 +554,129 @@ class LibraryStore:
             if current is not None and current.dim != arr.shape[1]:
                 self._rewrite_fused_new_dim(conn, current, keys, arr, clean, fusion_version)
                 return
+            assigned = self._check_rows(conn, FUSED)
             vf = self._file_for_write(FUSED, arr.shape[1], "set_fused")
             start = vf.append(arr)
             with self._transaction(conn):
                 self._write_fused_rows(conn, keys, start, clean, fusion_version)
+                cat.set_meta(conn, _ROWS + FUSED, str(max(assigned, start + len(keys))))
+
+    def _check_rows(self, conn: sqlite3.Connection, modality: str) -> int:
+        """Refuse to append to a vector file that holds fewer rows than the catalog ever assigned
+        (truncated, replaced or deleted): its next rows would be ones stored items point at.
+        Returns the high-water mark."""
+        raw = cat.get_meta(conn, _ROWS + modality)
+        if raw is not None:
+            need = int(raw)
+        else:  # a library from before the mark: derive it once
+            row = conn.execute(
+                "SELECT MAX(row_start + n_rows) FROM slots WHERE modality=?", (modality,)
+            ).fetchone()
+            need = int(row[0] or 0)
+        vf = self._file(modality)
+        have = 0 if vf is None else vf.n_rows()
+        if have < need:
+            where = vf.path if vf is not None else self.vectors_dir / f"{modality}.json"
+            raise LibraryError(
+                str(where),
+                f"holds {have} rows but the catalog assigns rows up to {need} (truncated, replaced or "
+                "deleted); appending would overwrite stored items' rows; "
+                + CHECK_HINT.format(path=self.path),
+            )
+        return need
+
+    def replace_fusion(
+        self,
+        fusion_version: str,
+        fuse: Callable[[list[int]], tuple[np.ndarray, list[dict[str, float]]]],
+        write_checkpoint: Callable[[Path], object] | None = None,
+        chunk: int = 4096,
+    ) -> int:
+        """Switch the whole library to another fusion in one commit; returns how many items were re-fused.
+
+        Under the writer lock (no encode interleaves): write the checkpoint (``fusion/<version>.pt``),
+        fuse every ok item (``fuse(keys) -> (fused rows, weights)``) into a new fused file beside the
+        live one, then one catalog transaction points every item at its new row and records the
+        version, the file is swapped in (recovered on the next open like a compaction), the manifest
+        follows, and checkpoints nothing names any more are removed. A kill before the commit leaves
+        the old fusion whole (the temp file and checkpoint are cleaned up later); after it, the new.
+        """
+        with self._writing() as conn:
+            folder = self.path / "fusion"
+            if write_checkpoint is not None:
+                target = folder / f"{fusion_version}.pt"
+                try:
+                    write_checkpoint(target)
+                except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
+                    for tmp_ckpt in folder.glob(f".{target.name}.tmp-{os.getpid()}"):
+                        tmp_ckpt.unlink(missing_ok=True)
+                    raise write_error(target, exc) from exc
+            keys = [int(r[0]) for r in conn.execute("SELECT key FROM items WHERE status='ok' ORDER BY key")]
+            tmp = self.vectors_dir / f"{FUSED}.f32.compact"
+            try:
+                dim, weights = self._fuse_into(tmp, keys, fuse, chunk)
+            except BaseException as exc:
+                tmp.unlink(missing_ok=True)
+                if isinstance(exc, OSError):
+                    raise write_error(tmp, exc) from exc
+                raise
+            with self._transaction(conn):
+                conn.execute("DELETE FROM slots WHERE modality=?", (FUSED,))
+                self._write_fused_rows(conn, keys, 0, weights, fusion_version)
+                cat.set_meta(conn, META_FUSION, fusion_version)
+                cat.set_meta(conn, _PENDING + FUSED, json.dumps({"dim": dim}))
+            self._swap_compacted(conn, FUSED, tmp, new_dim=dim)
+            data = self.manifest()
+            data["fusion_version"] = fusion_version
+            self._write_manifest(data)
+            self.clean_fusion_folder()
+        return len(keys)
+
+    def _fuse_into(
+        self,
+        tmp: Path,
+        keys: list[int],
+        fuse: Callable[[list[int]], tuple[np.ndarray, list[dict[str, float]]]],
+        chunk: int,
+    ) -> tuple[int, list[dict[str, float]]]:
+        """Write every key's new fused row, in key order, into ``tmp`` (fsynced); (dim, weights)."""
+        dim: int | None = None
+        weights: list[dict[str, float]] = []
+        with open(tmp, "wb") as fh:
+            for i in range(0, len(keys), chunk):
+                part = keys[i : i + chunk]
+                arr, w = fuse(part)
+                arr = np.ascontiguousarray(np.asarray(arr, dtype=np.float32))
+                if arr.ndim != 2 or arr.shape[0] != len(part) or len(w) != len(part):
+                    raise InvalidInputError(
+                        "replace_fusion", "fused", f"shape {arr.shape} for {len(part)} keys"
+                    )
+                if dim is not None and arr.shape[1] != dim:
+                    raise InvalidInputError("replace_fusion", "fused", "dimension changed between chunks")
+                if not np.isfinite(arr).all():
+                    raise InvalidInputError("replace_fusion", "fused", "contains NaN or infinity")
+                dim = int(arr.shape[1])
+                weights.extend(check_weights(f"key {k}", x) for k, x in zip(part, w, strict=True))
+                fh.write(memoryview(arr).cast("B"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        if dim is None:
+            vf = self._file(FUSED)
+            dim = vf.dim if vf is not None else 1
+        return dim, weights
+
+    def clean_fusion_folder(self) -> list[str]:
+        """Remove checkpoints the library does not use (a killed train-fusion's) and dead writers' temp
+        files; returns the names removed. Call under the writer lock (``replace_fusion`` does)."""
+        keep = f"{self.fusion_version() or ''}.pt"
+        removed = []
+        for entry in (self.path / "fusion").iterdir():
+            name = entry.name
+            stale_tmp = name.startswith(".") and ".tmp-" in name and not _alive(name.rsplit("-", 1)[-1])
+            if (name.endswith(".pt") and name != keep) or stale_tmp:
+                entry.unlink(missing_ok=True)
+                removed.append(name)
+        return removed
 
     def _write_fused_rows(
         self,
@@ -547,6 +732,17 @@ class LibraryStore:
             self._write_fused_rows(conn, keys, 0, weights, fusion_version)
             cat.set_meta(conn, _PENDING + FUSED, json.dumps({"dim": int(arr.shape[1])}))
         self._swap_compacted(conn, FUSED, tmp, new_dim=int(arr.shape[1]))
+
+    def mark_for_reencode(self, keys: Sequence[int]) -> int:
+        """Forget the file state of items whose vectors were damaged, so the next ``mmrec encode`` of
+        their folder encodes them again (their records and vectors stay until then)."""
+        with self._writing() as conn, self._transaction(conn):
+            n = 0
+            for part in cat.chunks(list(keys)):
+                n += conn.execute(
+                    f"UPDATE items SET mtime=NULL, content_hash=NULL WHERE key IN ({_marks(part)})", part
+                ).rowcount
+            return n
 
     def record_failure(
         self, path: str, reason: str, size: int | None, mtime: float | None, content_hash: str | None
@@ -926,6 +1122,7 @@ class LibraryStore:
             vf.drop_map()
         with self._transaction(conn):
             conn.execute("DELETE FROM meta WHERE name=?", (_PENDING + modality,))
+            conn.execute("DELETE FROM meta WHERE name=?", (_ROWS + modality,))  # the layout changed
 
     def _finish_compaction(self) -> None:
         """Recover from a compaction cut short: finish a committed swap, drop an uncommitted temp file."""
@@ -958,6 +1155,28 @@ def _read_holder(fd: int) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _alive(pid_text: str) -> bool:
+    """Whether the process of a temp file's pid suffix still runs (unknown suffixes count as alive)."""
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_write_failure(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "full" in text or "disk i/o" in text or "readonly" in text
 
 
 def _marks(values: Sequence) -> str:

@@ -24,8 +24,11 @@ def read_json(path: Path) -> dict:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Temp file + fsync + os.replace (+ directory fsync) so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, sort_keys=True, default=_jsonable)
@@ -33,11 +36,22 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from exc
         raise
     fsync_dir(path.parent)
+
+
+def write_error(path: Path | str, exc: Exception) -> LibraryError:
+    """A failed write (disk full, quota, read-only) as one clear error: what was kept, what to do."""
+    reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+    return LibraryError(
+        str(path),
+        f"cannot write ({reason}); what was committed before is kept: free space and run the command again",
+    )
 
 
 def fsync_dir(folder: Path) -> None:

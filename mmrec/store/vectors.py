@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mmrec.errors import LibraryError
-from mmrec.store.manifest import fsync_dir, read_json, write_json_atomic
+from mmrec.store.manifest import fsync_dir, read_json, write_error, write_json_atomic
 
 ITEMSIZE = 4  # float32
 
@@ -63,15 +63,18 @@ class VectorFile:
     def append(self, rows: np.ndarray) -> int:
         """Write rows at the end and fsync; returns the first row index. Caller holds the write lock."""
         assert rows.dtype == np.float32 and rows.ndim == 2 and rows.shape[1] == self.dim
-        with open(self.path, "ab") as fh:
-            end = fh.seek(0, os.SEEK_END)
-            pad = (-end) % self.row_bytes
-            if pad:  # a torn row from a crash: skip to the next row boundary, never overwrite
-                fh.write(b"\0" * pad)
-                end += pad
-            fh.write(memoryview(np.ascontiguousarray(rows)).cast("B"))  # no extra copy
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(self.path, "ab") as fh:
+                end = fh.seek(0, os.SEEK_END)
+                pad = (-end) % self.row_bytes
+                if pad:  # a torn row from a crash: skip to the next row boundary, never overwrite
+                    fh.write(b"\0" * pad)
+                    end += pad
+                fh.write(memoryview(np.ascontiguousarray(rows)).cast("B"))  # no extra copy
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:  # disk full, quota: rows past the catalog's are garbage, nothing is lost
+            raise write_error(self.path, exc) from exc
         return end // self.row_bytes
 
     def n_rows(self) -> int:
