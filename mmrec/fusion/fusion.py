@@ -262,7 +262,7 @@ class Fusion:
         except FileNotFoundError:
             raise
         except Exception as exc:  # corrupt or foreign file
-            raise FusionInputError(f"{path}: not a fusion checkpoint ({exc})") from exc
+            raise FusionInputError(f"{path}: not a fusion checkpoint ({_load_failure(exc)})") from exc
         return cls(
             dims,
             model=model,
@@ -339,3 +339,13 @@ __all__ = [
     "pick_device",
     "trained_version",
 ]
+
+
+def _load_failure(exc: Exception) -> str:
+    """One short reason: torch's weights-only refusal is a page of advice that does not apply here
+    (we never unpickle arbitrary objects), so say what it means instead."""
+    text = str(exc)
+    if "Weights only load failed" in text or type(exc).__name__ == "UnpicklingError":
+        return "damaged or foreign file: torch cannot read it as a weights-only checkpoint"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:200]

@@ -179,7 +179,11 @@ def test_damaged_library(name: str, how: str, files: dict[str, Path], damaged: d
     if name == "train-fusion":
         args += ["--epochs", "1"]
     result = _run(args)
-    _assert_clean(result, args, codes=(2,) if how == "catalog" else (0, 2))
+    if name == "check":  # finding the damage is its job: exit 1, one PROBLEM line per problem
+        assert "PROBLEM [" in result.output
+        _assert_clean(result, args, codes=(1,))
+    else:
+        _assert_clean(result, args, codes=(2,) if how == "catalog" else (0, 2))
 
 
 def test_reindex_bogus_factory(library: Path, tmp_path: Path) -> None:
