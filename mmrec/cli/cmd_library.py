@@ -70,7 +70,7 @@ def info(library: Path, as_json: bool, failures: bool) -> None:
         return
     console.print(f"[bold]library[/bold] {data['library']}")
     for key, value in data.items():
-        if key in ("library", "failures", "manifest"):
+        if key in ("library", "failures", "manifest") or (key == "index_error" and value is None):
             continue
         console.print(f"  {key}: {value}")
     if failures:
