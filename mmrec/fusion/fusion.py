@@ -15,6 +15,7 @@ import torch
 from mmrec.fusion.batching import FusionInputError, check_item, collate
 from mmrec.fusion.bridges import BRIDGE_SOURCES, bridges_from_spec
 from mmrec.fusion.model import SET_MODALITY, AttentionFusion, ordered_modalities
+from mmrec.search import BlockLayout
 
 DEFAULT_VERSION = "default"
 _FORMAT = 2
@@ -202,23 +203,13 @@ class Fusion:
     def contributions(self, query: np.ndarray, items: np.ndarray) -> list[dict[str, float]]:
         """Per-modality share of each item's score: block inner products, which sum to the score.
 
-        For fused vectors each term equals ``sqrt(w_q w_item) * cos_m`` (weight x cosine).
+        For fused vectors each term equals ``sqrt(w_q w_item) * cos_m`` (weight x cosine). The
+        arithmetic is ``mmrec.search.BlockLayout``'s (numpy only, for readers that never load torch).
         """
-        q = np.asarray(query, dtype=np.float32).reshape(-1)
-        x = np.atleast_2d(np.asarray(items, dtype=np.float32))
-        if q.shape[0] != self.dim or x.shape[1] != self.dim:
-            raise FusionInputError(
-                f"contributions: expected vectors of dim {self.dim}, got {q.shape} and {x.shape}"
-            )
-        out: list[dict[str, float]] = [{} for _ in range(x.shape[0])]
-        for m, sl in self.slices.items():
-            if not np.any(q[sl]):
-                continue
-            part = x[:, sl] @ q[sl]
-            for i, value in enumerate(part):
-                if np.any(x[i, sl]):
-                    out[i][m] = float(value)
-        return out
+        try:
+            return BlockLayout(self.dims).contributions(query, items)
+        except ValueError as exc:
+            raise FusionInputError(str(exc)) from exc
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint atomically (temp file + rename) so a crash never leaves half a file."""

@@ -84,7 +84,9 @@ class ContentMapping:
         cw = c[warm].astype(np.float64)
         targets = ease.B[:, warm].T.astype(np.float64)  # (n_warm, n_items)
         gram = cw.T @ cw + self.l2 * np.eye(cw.shape[1])
-        self.W = np.linalg.solve(gram, cw.T @ targets).T.astype(np.float32)
+        # C order: scipy's sparse @ dense copies a Fortran-ordered operand on every call (84 ms per
+        # recommendation at 100k items, measured with cProfile), and ``.T`` alone would leave it so.
+        self.W = np.ascontiguousarray(np.linalg.solve(gram, cw.T @ targets).T, dtype=np.float32)
         self.content = c
         return self
 
