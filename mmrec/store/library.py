@@ -832,14 +832,8 @@ class LibraryStore:
     def items(self, kind: str | None = None, status: str | None = "ok") -> Iterator[ItemRecord]:
         """All records in key order, read in pages (no long-lived cursor); ``status=None`` for all."""
         last = -1
-        where, params = ["key > ?"], []
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        sql = f"SELECT {cat.ITEM_COLUMNS} FROM items WHERE {' AND '.join(where)} ORDER BY key LIMIT 1000"
+        where, params = _item_filter(kind, status)
+        sql = f"SELECT {cat.ITEM_COLUMNS} FROM items WHERE key > ? AND {where} ORDER BY key LIMIT 1000"
         while True:
             rows = self._db.execute(sql, [last, *params]).fetchall()
             if not rows:
@@ -850,30 +844,16 @@ class LibraryStore:
 
     def count_items(self, kind: str | None = None, status: str | None = "ok") -> int:
         """How many records :meth:`items` would yield with the same arguments."""
-        where, params = ["1=1"], []
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        sql = f"SELECT COUNT(*) FROM items WHERE {' AND '.join(where)}"
+        where, params = _item_filter(kind, status)
+        sql = f"SELECT COUNT(*) FROM items WHERE {where}"
         return int(self._db.execute(sql, params).fetchone()[0])
 
     def item_page(
         self, offset: int, limit: int, kind: str | None = None, status: str | None = "ok"
     ) -> list[ItemRecord]:
         """One page of :meth:`items` (key order) without reading the records before it."""
-        where, params = ["1=1"], []
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        sql = (
-            f"SELECT {cat.ITEM_COLUMNS} FROM items WHERE {' AND '.join(where)} ORDER BY key LIMIT ? OFFSET ?"
-        )
+        where, params = _item_filter(kind, status)
+        sql = f"SELECT {cat.ITEM_COLUMNS} FROM items WHERE {where} ORDER BY key LIMIT ? OFFSET ?"
         return [cat.record_from_row(r) for r in self._db.execute(sql, [*params, int(limit), int(offset)])]
 
     def failures(self) -> list[tuple[str, str, float]]:
@@ -1177,6 +1157,18 @@ def _alive(pid_text: str) -> bool:
 def _is_write_failure(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "full" in text or "disk i/o" in text or "readonly" in text
+
+
+def _item_filter(kind: str | None, status: str | None) -> tuple[str, list[str]]:
+    """The WHERE part (and its parameters) shared by the item listings."""
+    where, params = ["1=1"], []
+    if kind is not None:
+        where.append("kind = ?")
+        params.append(kind)
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    return " AND ".join(where), params
 
 
 def _marks(values: Sequence) -> str:
