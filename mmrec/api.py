@@ -873,6 +873,31 @@ def analyze_texts(
     return _analyses(load_analyzer(analyzer, device=device), texts)
 
 
+def evaluate(
+    dataset: str | Path,
+    protocol: str = "ms-recommenders",
+    *,
+    k: int = 10,
+    seeds: Sequence[int] = (42, 43, 44),
+    split_by: str | None = None,
+    max_users: int | None = None,
+    rounds: int = 10,
+    explore: float = 0.1,
+) -> dict[str, object]:
+    """Offline evaluation on an interaction dataset (no library involved): what ``mmrec evaluate``
+    runs. ``interactive`` replays rounds of feedback for three arms; the others are static splits
+    (``mmrec.evaluate.protocols``). The report is JSON-ready: means over seeds plus per-seed figures."""
+    if protocol == "interactive":
+        from mmrec.evaluate.interactive import run_interactive
+
+        if split_by is not None:
+            raise InvalidInputError("evaluate", "split_by", "only the ms-recommenders protocol takes it")
+        return run_interactive(dataset, k=k, rounds=rounds, seeds=seeds, explore=explore, max_users=max_users)
+    from mmrec.evaluate.protocols import run_evaluation
+
+    return run_evaluation(dataset, protocol, k=k, seeds=seeds, split_by=split_by, max_users=max_users)
+
+
 def _analyses(analyzer: CommentAnalyzer, texts: Sequence[str]) -> list[CommentAnalysis]:
     if isinstance(texts, str):
         raise InvalidInputError("analyze", "texts", "expected a list of texts, got one string")

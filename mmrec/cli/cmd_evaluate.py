@@ -72,18 +72,20 @@ def evaluate(
 ) -> None:
     """Score mmrec's hybrid recommender against baselines, or (``--protocol interactive``) replay
     rounds of live feedback for three arms: static, live, live with exploration."""
-    if protocol == "interactive":
-        from mmrec.evaluate.interactive import run_interactive
+    from mmrec.api import evaluate as run
 
-        if split_by is not None:
-            raise click.BadParameter("only the ms-recommenders protocol takes it", param_hint="--split-by")
-        report = run_interactive(
-            dataset, k=k, rounds=rounds, seeds=seeds, explore=explore, max_users=max_users
-        )
-    else:
-        from mmrec.evaluate.protocols import run_evaluation
-
-        report = run_evaluation(dataset, protocol, k=k, seeds=seeds, split_by=split_by, max_users=max_users)
+    if protocol == "interactive" and split_by is not None:
+        raise click.BadParameter("only the ms-recommenders protocol takes it", param_hint="--split-by")
+    report = run(
+        dataset,
+        protocol,
+        k=k,
+        seeds=seeds,
+        split_by=split_by,
+        max_users=max_users,
+        rounds=rounds,
+        explore=explore,
+    )
     if as_json:
         print_json(report)
     else:
