@@ -9,7 +9,6 @@ holds at most one batch of decoded media.
 from __future__ import annotations
 
 import errno
-import os
 import sys
 import time
 from collections import Counter
@@ -19,40 +18,39 @@ from pathlib import Path
 from typing import Any
 
 from encoders.media.errors import DecoderCrashedError, DecodeTimeoutError
-from encoders.media.thumbnail import ThumbnailImage
 from mmrec.store import EncodedItem, ItemRecord, LibraryStore
-from pipelines.decode import Decoded, DecodeTask, decode_task, spec_for_model_set
+from pipelines.decode import spec_for_model_set
 from pipelines.discover import SourceItem, discover
-from pipelines.encode_worker import EncodeTask, ReadyCheck, WorkerEncoded, decode_encode_task, worker_ready
-from pipelines.errors import EncodeAbortedError, WorkerPoolBrokenError, WorkerStartError
+from pipelines.engines import Engine, FileTask, Mode, Work, open_engine
+from pipelines.engines.base import PoolBrokenError, TaskTimeoutError, WorkerCrashedError
+from pipelines.engines.local import DECODE_WORKER_PRELOAD, ENCODE_WORKER_PRELOAD, default_workers
+from pipelines.errors import EncodeAbortedError, WorkerPoolBrokenError
 from pipelines.fusion_select import library_fusion
 from pipelines.item_encoder import EncodedVectors, EncodeInput, encode_batch
 from pipelines.plan import Plan, ensure_hash, make_plan
 from pipelines.progress import EncodeProgress
-from pipelines.runner import (
-    Engine,
-    LocalEngine,
-    PoolBrokenError,
-    SerialEngine,
-    StageTimer,
-    TaskTimeoutError,
-    WorkerCrashedError,
-)
-from pipelines.runner import worker_ready as decode_worker_ready
+from pipelines.runner import Mapped, StageTimer, run_stages
 from pipelines.thumbnails import as_stored
 
+__all__ = [
+    "DECODE_WORKER_PRELOAD",
+    "ENCODE_WORKER_PRELOAD",
+    "EncodeSummary",
+    "default_workers",
+    "is_environment_failure",
+    "run_encode",
+]
+
 INDEX_EVERY_COMMITS = 20
-# Imported once by the fork server, so workers (and their replacements) start without re-importing.
-DECODE_WORKER_PRELOAD = ("numpy", "av", "PIL.Image", "pipelines.decode")
-ENCODE_WORKER_PRELOAD = (*DECODE_WORKER_PRELOAD, "torch", "onnxruntime", "pipelines.encode_worker")
 DECODE_TIMEOUT_S = 300.0
-STARTUP_TIMEOUT_S = 300.0  # the start-up probe: a worker imports torch and loads its models first
 
 
 @dataclass
 class EncodeSummary:
     """What a run did; ``to_dict`` is what ``mmrec encode --json`` prints."""
 
+    engine: str = ""  # where the mapper ran, e.g. "local (2 worker processes)"
+    mode: str = ""  # "whole-file" or "decode-batched" ("" when no file needed encoding)
     encoded: int = 0
     skipped_unchanged: int = 0
     skipped_failed: int = 0
@@ -78,19 +76,6 @@ class EncodeSummary:
         out["files_per_s"] = round(self.files_per_s, 3)
         out["elapsed_s"] = round(self.elapsed_s, 3)
         return out
-
-
-def default_workers(device: str = "cpu") -> int:
-    """Decode processes to start when the user does not say.
-
-    With a GPU the models are fast and decoding is the bottleneck: every core but one decodes
-    while the main process batches the models on the GPU. On CPU every core runs a worker that
-    decodes and encodes whole files with one torch thread (``encode_worker``).
-    """
-    cores = os.cpu_count() or 2
-    if device.startswith("cuda"):
-        return max(1, cores - 1)
-    return cores
 
 
 def _reason_label(exc: BaseException) -> str:
@@ -122,11 +107,12 @@ def is_environment_failure(exc: BaseException) -> bool:
 
 
 class _Job:
-    """State of one run; methods are the stages, ``run`` wires them together."""
+    """State of one run and the runner's writer: fuses and commits, records failures."""
 
     def __init__(
         self,
         store: LibraryStore,
+        plan: Plan,
         models: Any,
         fusion: Any,
         batch_size: int,
@@ -135,9 +121,10 @@ class _Job:
         progress: EncodeProgress,
     ) -> None:
         self.store = store
+        self.plan = plan
+        self.batch_size = batch_size
         self.models = models
         self.fusion = fusion
-        self.batch_size = max(1, batch_size)
         self.fail_fast = fail_fast
         self.speech = speech
         self.progress = progress
@@ -146,27 +133,22 @@ class _Job:
         self.reasons: Counter[str] = Counter()
         self.commits = 0
         self.index: Any = None
-        # Set to the model profile when workers encode whole files (CPU mode), else None.
-        self.worker_models: str | None = None
-        self.frame_count = 16
-        # item_id -> thumbnail drawn by a worker, held until the item is committed (or fails)
-        self.thumbnails: dict[str, ThumbnailImage] = {}
+        self.by_path = {s.path: s for s in plan.todo if s.path}
 
     # ---------------------------------------------------------------- failures
 
-    def fail(self, plan: Plan, item: SourceItem, label: str, reason: str, transient: bool = False) -> None:
+    def record_failure(self, item: SourceItem, label: str, reason: str, transient: bool = False) -> None:
         """Record a failure (the run goes on unless --fail-fast).
 
         A ``transient`` failure (the environment's, not the file's) is reported but not recorded,
         so the next run tries the file again instead of skipping it as failed.
         """
         path = item.path or item.item_id
-        self.thumbnails.pop(item.item_id, None)
         if transient:
             self.summary.retry_next_run += 1
             reason = f"{reason} (not the file's fault: tried again on the next run)"
         else:
-            self.store.record_failure(path, reason, item.size, item.mtime, ensure_hash(plan, item))
+            self.store.record_failure(path, reason, item.size, item.mtime, ensure_hash(self.plan, item))
         self.summary.failed += 1
         self.reasons[label] += 1
         self.summary.failures.append((path, reason))
@@ -174,51 +156,57 @@ class _Job:
         if self.fail_fast:
             raise EncodeAbortedError(path, reason)
 
-    def failed_task(self, plan: Plan, src: SourceItem, exc: BaseException) -> None:
-        """A task's error: a broken pool stops the run (no file is to blame), else the file fails."""
+    # ---------------------------------------------------------------- the runner's writer
+
+    def fail(self, task: FileTask, exc: BaseException) -> None:
+        """A file's error: a broken pool stops the run (no file is to blame), else the file fails."""
         if isinstance(exc, PoolBrokenError):
             raise WorkerPoolBrokenError(str(exc), self.summary.encoded)
-        self.fail(plan, src, _reason_label(exc), _reason_text(exc), transient=is_environment_failure(exc))
+        src = self.by_path[task.path]
+        self.record_failure(src, _reason_label(exc), _reason_text(exc), transient=is_environment_failure(exc))
 
-    # ---------------------------------------------------------------- encode + write
+    def encode(self, batch: list[Mapped]) -> list[EncodedVectors]:
+        """Encode decoded files in this process, batched across files (decode-batched, local)."""
+        inputs = [EncodeInput(meta=t.meta, media=r.media) for t, r in batch]
+        return encode_batch(inputs, self.models, speech=self.speech)
 
-    def flush(self, plan: Plan, batch: list[tuple[SourceItem, Any | None]]) -> None:
-        """Encode (in this process, batched across items), fuse and commit one batch."""
-        if not batch:
-            return
-        with self.timer.stage("encode"):
-            encoded = encode_batch(
-                [EncodeInput(meta=s.meta, media=m) for s, m in batch], self.models, speech=self.speech
-            )
-        self.commit(plan, [(s, m, e) for (s, m), e in zip(batch, encoded, strict=True)])
+    def write(self, batch: list[Mapped]) -> None:
+        rows = []
+        for task, result in batch:
+            assert result.encoded is not None
+            rows.append((self.by_path[task.path], result.media, result.encoded, result.thumbnail))
+        self.commit(rows)
 
-    def commit(self, plan: Plan, batch: list[tuple[SourceItem, Any | None, EncodedVectors]]) -> None:
+    def tick(self) -> None:
+        self.progress.describe(self.summary.failed, self.timer.describe())
+
+    # ---------------------------------------------------------------- fuse + write
+
+    def commit(self, batch: list[tuple[SourceItem, Any | None, EncodedVectors, Any | None]]) -> None:
         """Fuse and commit encoded items as one store transaction; items with no vector fail."""
-        if not batch:
-            return
-        keep: list[tuple[SourceItem, Any | None, EncodedVectors]] = []
-        for src, media, enc in batch:
+        keep: list[tuple[SourceItem, Any | None, EncodedVectors, Any | None]] = []
+        for src, media, enc, thumb in batch:
             if enc.vectors:
-                keep.append((src, media, enc))
+                keep.append((src, media, enc, thumb))
             else:
                 notes = "; ".join(str(w) for w in (getattr(media, "warnings", None) or []))
                 reason = "no modality could be encoded (no frames, audio or text)" + (
                     f": {notes}" if notes else ""
                 )
-                self.fail(plan, src, "NothingToEncode", reason)
+                self.record_failure(src, "NothingToEncode", reason)
         if not keep:
             return
         with self.timer.stage("fuse"):
-            fused, weights = self.fusion.fuse([e.vectors for _, _, e in keep])
+            fused, weights = self.fusion.fuse([e.vectors for _, _, e, _ in keep])
         items = [
             EncodedItem(
-                record=self.record(plan, s, m, e),
+                record=self.record(s, m, e),
                 vectors=e.vectors,
                 fused=fused[k],
                 weights=weights[k],
-                thumbnail=as_stored(self.thumbnails.pop(s.item_id, None)),
+                thumbnail=as_stored(thumb),
             )
-            for k, (s, m, e) in enumerate(keep)
+            for k, (s, m, e, thumb) in enumerate(keep)
         ]
         with self.timer.stage("write"):
             self.store.commit_items(items, self.fusion.version)
@@ -229,13 +217,7 @@ class _Job:
         if self.index is not None and self.commits % INDEX_EVERY_COMMITS == 0:
             self.sync_index()
 
-    def keep_thumbnail(self, src: SourceItem, thumb: ThumbnailImage | None, seconds: float) -> None:
-        """Hold a worker's thumbnail until its item is committed with it (in the same transaction)."""
-        self.timer.add("thumbnail", seconds)
-        if thumb is not None:
-            self.thumbnails[src.item_id] = thumb
-
-    def record(self, plan: Plan, src: SourceItem, media: Any | None, enc: EncodedVectors) -> ItemRecord:
+    def record(self, src: SourceItem, media: Any | None, enc: EncodedVectors) -> ItemRecord:
         info = getattr(media, "info", None)
         metadata: dict[str, Any] = dict(src.meta.extra)
         metadata.update({k: v for k, v in enc.metadata.items() if k != "title"})
@@ -248,7 +230,7 @@ class _Job:
             item_id=src.item_id,
             path=src.path,
             kind=getattr(info, "kind", None) or src.kind or "text",
-            content_hash=ensure_hash(plan, src),
+            content_hash=ensure_hash(self.plan, src),
             size=src.size,
             mtime=src.mtime,
             duration_s=getattr(info, "duration_s", None),
@@ -267,70 +249,24 @@ class _Job:
 
     # ---------------------------------------------------------------- the run
 
-    def run(self, plan: Plan, engine: Engine, spec: Any, timeout_s: float) -> None:
-        for item in plan.reject:
-            self.fail(plan, item, item.reject_reason or "rejected", item.reject_reason or "rejected")
-        text = list(plan.text)
+    def run(self, engine: Engine | None, work: Work | None) -> None:
+        """Rejected files, then text-only items (encoded here), then the files through the runner."""
+        for item in self.plan.reject:
+            reason = item.reject_reason or "rejected"
+            self.record_failure(item, reason, reason)
+        text = list(self.plan.text)
         for start in range(0, len(text), self.batch_size):
-            self.flush(plan, [(s, None) for s in text[start : start + self.batch_size]])
-        if self.worker_models is not None:
-            self.run_in_workers(plan, engine, spec, timeout_s)
+            chunk = text[start : start + self.batch_size]
+            with self.timer.stage("encode"):
+                encoded = encode_batch([EncodeInput(meta=s.meta) for s in chunk], self.models, self.speech)
+            self.commit([(s, None, e, None) for s, e in zip(chunk, encoded, strict=True)])
+        if engine is None or work is None:
             return
-        by_path = {s.path: s for s in plan.todo}
-        tasks = (DecodeTask(path=s.path, spec=spec) for s in plan.todo if s.path)
-        batch: list[tuple[SourceItem, Any | None]] = []
-        wait_t0 = time.perf_counter()
-        for task, result in engine.map_decode(decode_task, tasks, timeout_s):
-            self.timer.add("wait_decode", time.perf_counter() - wait_t0)
-            src = by_path[task.path]
-            if isinstance(result, BaseException):
-                self.failed_task(plan, src, result)
-            else:
-                assert isinstance(result, Decoded)
-                self.timer.add("decode", result.seconds)
-                self.keep_thumbnail(src, result.thumbnail, result.thumbnail_s)
-                batch.append((src, result.media))
-                if len(batch) >= self.batch_size:
-                    self.flush(plan, batch)
-                    batch = []
-            self.progress.describe(self.summary.failed, self.timer.describe())
-            wait_t0 = time.perf_counter()
-        self.flush(plan, batch)
-
-    def run_in_workers(self, plan: Plan, engine: Engine, spec: Any, timeout_s: float) -> None:
-        """CPU mode: workers decode and encode whole files; this process fuses and commits."""
-        assert self.worker_models is not None
-        by_path = {s.path: s for s in plan.todo}
-        tasks = (
-            EncodeTask(
-                path=s.path,
-                frame_count=self.frame_count,
-                meta=s.meta,
-                models=self.worker_models,
-                speech=self.speech,
-            )
-            for s in plan.todo
-            if s.path
-        )
-        batch: list[tuple[SourceItem, Any | None, EncodedVectors]] = []
-        wait_t0 = time.perf_counter()
-        for task, result in engine.map_decode(decode_encode_task, tasks, timeout_s):
-            self.timer.add("wait_workers", time.perf_counter() - wait_t0)
-            src = by_path[task.path]
-            if isinstance(result, BaseException):
-                self.failed_task(plan, src, result)
-            else:
-                assert isinstance(result, WorkerEncoded)
-                self.timer.add("decode", result.decode_s)
-                self.timer.add("encode", result.encode_s)
-                self.keep_thumbnail(src, result.thumbnail, result.thumbnail_s)
-                batch.append((src, result.media, result.encoded))
-                if len(batch) >= self.batch_size:
-                    self.commit(plan, batch)
-                    batch = []
-            self.progress.describe(self.summary.failed, self.timer.describe())
-            wait_t0 = time.perf_counter()
-        self.commit(plan, batch)
+        tasks = (FileTask(path=s.path, meta=s.meta) for s in self.plan.todo if s.path)
+        try:
+            run_stages(engine, work, tasks, self, self.timer)
+        except PoolBrokenError as exc:  # an engine that broke mid-stream (Ray: a lost node)
+            raise WorkerPoolBrokenError(str(exc), self.summary.encoded) from exc
 
 
 def _probe_summary(info: Any) -> dict[str, Any]:
@@ -363,7 +299,9 @@ def run_encode(
     retry_failed: bool = False,
     progress: bool = True,
     *,
-    engine: Engine | None = None,
+    engine: str | Engine | None = "local",
+    mode: str | Mode | None = None,
+    address: str | None = None,
     speech: bool = True,
     frame_count: int = 16,
     decode_timeout_s: float = DECODE_TIMEOUT_S,
@@ -372,80 +310,113 @@ def run_encode(
 ) -> EncodeSummary:
     """Encode every new or changed media file under ``media_dir`` into the library at ``library_path``.
 
-    ``models`` is a profile name / config path or an already loaded ``ModelSet``; ``workers=0`` decodes
-    in-process (no isolation); ``engine`` overrides the decode engine (e.g. a Ray engine). One encode
-    runs per library at a time: a second one raises ``LibraryBusyError`` naming the first, or with
-    ``wait=True`` queues behind it.
+    ``models`` is a profile name / config path or an already loaded ``ModelSet``. ``engine`` is where
+    the files are mapped: ``"local"`` (a process pool of ``workers``; ``workers=0`` maps in this
+    process, without isolation), ``"ray"`` (Ray Data; ``address`` joins a cluster, else a local Ray
+    is started and stopped), or an :class:`~pipelines.engines.Engine` instance (the caller closes
+    it). ``mode`` (``"whole-file"``/``"decode-batched"``) defaults to what the device calls for
+    (:func:`pipelines.engines.choose_mode`). Whatever the engine, this process writes every item
+    through ``LibraryStore.commit_items``. One encode runs per library at a time: a second one raises
+    ``LibraryBusyError`` naming the first, or with ``wait=True`` queues behind it.
     """
     t0 = time.perf_counter()
     if isinstance(models, str | Path):
         from encoders.registry import load_models
 
         models = load_models(str(models), device=device)
+    opts = _Options(
+        workers=workers,
+        batch_size=max(1, batch_size),
+        device=device,
+        fail_fast=fail_fast,
+        retry_failed=retry_failed,
+        progress=progress,
+        engine=engine if engine is not None else "local",
+        mode=mode,
+        address=address,
+        speech=speech,
+        frame_count=frame_count,
+        decode_timeout_s=decode_timeout_s,
+        update_index=update_index,
+    )
     store = LibraryStore.open(library_path)
     try:
         with store.exclusive_run("mmrec encode", wait=wait):
-            return _run_locked(
-                store,
-                media_dir,
-                models,
-                metadata,
-                workers,
-                batch_size,
-                device,
-                fail_fast,
-                retry_failed,
-                progress,
-                engine,
-                speech,
-                frame_count,
-                decode_timeout_s,
-                update_index,
-                t0,
-            )
+            return _run_locked(store, media_dir, models, metadata, opts, t0)
     finally:
         store.close()
 
 
-def _start_engine(
-    engine: Engine | None,
-    n: int,
-    in_workers: bool,
-    batch_size: int,
-    models: Any,
-    speech: bool,
-    frame_count: int,
-) -> Engine:
-    """The decode engine, proven able to run a task before anything is recorded.
+@dataclass(frozen=True)
+class _Options:
+    """``run_encode``'s settings, passed on as one value."""
 
-    A pool whose workers cannot start (a script without a ``__main__`` guard, no memory for a
-    process) or cannot load their models would otherwise fail every file with the same error.
-    """
-    if engine is None:
-        try:
-            engine = (
-                SerialEngine()
-                if n == 0
-                else LocalEngine(
-                    n,
-                    max_in_flight=batch_size + 2 * n,
-                    max_tasks=500 if in_workers else 50,
-                    preload=ENCODE_WORKER_PRELOAD if in_workers else DECODE_WORKER_PRELOAD,
-                )
-            )
-        except (OSError, RuntimeError) as exc:
-            raise WorkerStartError(f"{type(exc).__name__}: {exc}") from exc
-    if in_workers:
-        probe = engine.map_decode(
-            worker_ready, [ReadyCheck(str(models.profile), frame_count, speech)], STARTUP_TIMEOUT_S
+    workers: int | None
+    batch_size: int
+    device: str
+    fail_fast: bool
+    retry_failed: bool
+    progress: bool
+    engine: str | Engine
+    mode: str | Mode | None
+    address: str | None
+    speech: bool
+    frame_count: int
+    decode_timeout_s: float
+    update_index: bool
+
+
+def _start_engine(opts: _Options, models: Any) -> tuple[Engine, Work, bool]:
+    """The engine, the work it runs and whether this run owns it, proven able to run before
+    anything is recorded (a pool that cannot start fails once, not on every file)."""
+    model_device = str(getattr(models, "device", opts.device))
+    if isinstance(opts.engine, str):
+        engine, mode = open_engine(
+            opts.engine,
+            models_device=model_device,
+            mode=opts.mode,
+            workers=opts.workers,
+            batch_size=opts.batch_size,
+            address=opts.address,
+            models=models,
+            progress=opts.progress,
         )
+        owned = True
     else:
-        probe = engine.map_decode(decode_worker_ready, [None], STARTUP_TIMEOUT_S)
-    for _, result in probe:
-        if isinstance(result, BaseException):
+        from pipelines.engines import choose_mode
+
+        engine, mode, owned = opts.engine, choose_mode(model_device, opts.mode), False
+    try:
+        # Whole-file workers build their spec from their own models: reading rates here would
+        # load the sound and speech models into this process for nothing.
+        spec = None if mode is Mode.WHOLE_FILE else spec_for_model_set(models, opts.speech, opts.frame_count)
+        work = Work(
+            mode=mode,
+            models=str(models.profile),
+            device=model_device,
+            spec=spec,
+            frame_count=opts.frame_count,
+            speech=opts.speech,
+            timeout_s=opts.decode_timeout_s,
+            batch_size=opts.batch_size,
+        )
+        engine.start(work)
+    except BaseException:
+        if owned:
             engine.close()
-            raise WorkerStartError(f"{type(result).__name__}: {_reason_text(result)}") from result
-    return engine
+        raise
+    return engine, work, owned
+
+
+def _announce(summary: EncodeSummary, work: Work, asked: bool) -> None:
+    """Say which mode runs where, and why (stderr: stdout may carry --json)."""
+    what = (
+        "workers decode and encode whole files"
+        if work.mode is Mode.WHOLE_FILE
+        else "workers decode, encoders run batched across files"
+    )
+    why = "as asked" if asked else f"chosen for {'a GPU' if work.device.startswith('cuda') else 'the CPU'}"
+    sys.stderr.write(f"mmrec encode: {summary.mode} mode ({what}; {why}) on {summary.engine}\n")
 
 
 def _run_locked(
@@ -453,55 +424,42 @@ def _run_locked(
     media_dir: str | Path,
     models: Any,
     metadata: str | Path | None,
-    workers: int | None,
-    batch_size: int,
-    device: str,
-    fail_fast: bool,
-    retry_failed: bool,
-    progress: bool,
-    engine: Engine | None,
-    speech: bool,
-    frame_count: int,
-    decode_timeout_s: float,
-    update_index: bool,
+    opts: _Options,
     t0: float,
 ) -> EncodeSummary:
     """``run_encode`` once this process holds the library: plan, start workers, then write."""
-    own_engine = engine is None
+    engine: Engine | None = None
+    owned = False
     try:
         store.check_models(models.describe())
         if not store.manifest().get("models_profile"):  # later queries load the same models
             store.update_manifest(models_profile=str(models.profile))
-        fusion = library_fusion(store, models, device)
+        fusion = library_fusion(store, models, opts.device)
         found = discover(media_dir, metadata)
         # What registering the folder will give; it is registered once the workers have started.
         source = store.register_source(found.root, commit=False)
-        plan = make_plan(found, store, retry_failed=retry_failed, source=source)
-        model_device = str(getattr(models, "device", device))
-        n = default_workers(model_device) if workers is None else workers
-        # On CPU, workers encode whole files themselves (encode_worker); on GPU they only decode.
-        in_workers = own_engine and n > 0 and not model_device.startswith("cuda")
-        # Workers build their spec from their own models: reading rates here would load the sound
-        # and speech models into this process for nothing.
-        spec = spec_for_model_set(models, speech, frame_count) if plan.todo and not in_workers else None
+        plan = make_plan(found, store, retry_failed=opts.retry_failed, source=source)
+        work: Work | None = None
         if plan.todo:
-            engine = _start_engine(engine, n, in_workers, batch_size, models, speech, frame_count)
+            engine, work, owned = _start_engine(opts, models)
         total = len(plan.todo) + len(plan.text) + len(plan.reject)
-        with EncodeProgress(total, enabled=progress) as bar:
-            job = _Job(store, models, fusion, batch_size, fail_fast, speech, bar)
-            job.worker_models = str(models.profile) if in_workers else None
-            job.frame_count = frame_count
+        with EncodeProgress(total, enabled=opts.progress) as bar:
+            job = _Job(store, plan, models, fusion, opts.batch_size, opts.fail_fast, opts.speech, bar)
+            if engine is not None and work is not None:
+                job.summary.engine, job.summary.mode = engine.describe(), work.mode.value
+                if opts.progress:
+                    _announce(job.summary, work, opts.mode is not None)
             with job.timer.stage("write"):
                 store.register_source(found.root)
                 if plan.delete_ids:
                     job.summary.deleted = len(store.delete_items(plan.delete_ids))
                 if plan.forget_paths:
                     store.forget_failures(plan.forget_paths)
-            job.index = _open_index(store) if update_index else None
-            if update_index and job.index is None:
+            job.index = _open_index(store) if opts.update_index else None
+            if opts.update_index and job.index is None:
                 job.summary.index = "unavailable (mmrec.index.library_index not importable)"
             try:
-                job.run(plan, engine or SerialEngine(), spec, decode_timeout_s)
+                job.run(engine, work)
             finally:
                 if job.index is not None:
                     job.sync_index()
@@ -515,7 +473,7 @@ def _run_locked(
         summary.elapsed_s = time.perf_counter() - t0
         return summary
     finally:
-        if own_engine and engine is not None:
+        if owned and engine is not None:
             engine.close()
 
 
@@ -574,6 +532,9 @@ def _main_run(positional: list[str], opts: dict[str, str | None]) -> EncodeSumma
         speech="--no-speech" not in opts,
         frame_count=int(opts.get("--frames") or 16),
         wait="--wait" in opts,
+        engine=opts.get("--engine") or "local",
+        mode=opts.get("--mode"),
+        address=opts.get("--address"),
     )
 
 

@@ -46,3 +46,12 @@ class WorkerPoolBrokenError(MmrecError):
             f"the encode worker pool broke ({reason}) after {committed} items were committed; those are "
             "kept and the files not yet encoded are not marked failed: run the same command again"
         )
+
+
+class UnknownEngineError(MmrecError):
+    """``--engine`` names no engine, or an option does not fit the engine chosen."""
+
+    def __init__(self, name: str, known: tuple[str, ...], reason: str | None = None) -> None:
+        self.name = name
+        self.reason = reason or f"unknown engine {name!r}; expected one of {', '.join(known)}"
+        super().__init__(f"--engine {name}: {self.reason}")

@@ -22,7 +22,7 @@ from mmrec.store.thumbnails import BackfillStep
 
 if TYPE_CHECKING:  # decode workers import this module: keep them free of the store and the pool
     from mmrec.store import LibraryStore
-    from pipelines.runner import Engine
+    from pipelines.runner import TaskPool
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def backfill_thumbnails(
     max_side: int = THUMBNAIL_MAX_SIDE,
     timeout_s: float = THUMBNAIL_TIMEOUT_S,
     progress: Callable[[BackfillStep], None] | None = None,
-    engine: Engine | None = None,
+    engine: TaskPool | None = None,
 ) -> BackfillReport:
     """Give every ok media item without a thumbnail one (every one with ``force``).
 

@@ -103,6 +103,7 @@ def test_decode_workers_path_draws_thumbnails_too(library: Library, media: Path,
             device="cpu",
             progress=False,
             engine=engine,
+            mode="decode-batched",
             speech=False,
         )
     finally:
