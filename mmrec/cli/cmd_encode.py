@@ -22,7 +22,10 @@ from mmrec.cli.common import device_option, json_option, library_option, models_
     help="CSV or JSONL manifest: path, item_id, title, description, tags (rows without path are text-only items).",
 )
 @click.option(
-    "--workers", type=click.IntRange(min=0), default=None, help="Decode processes (default: CPUs - 1)."
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Worker processes of the local engine (default: one per CPU; CPUs - 1 with a GPU).",
 )
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Items per model batch."
@@ -34,6 +37,25 @@ from mmrec.cli.common import device_option, json_option, library_option, models_
     "--wait",
     is_flag=True,
     help="If another encode is writing to the library, wait for it instead of stopping with an error.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where files are decoded and encoded: local worker processes, or Ray (pip install 'mmrec[ray]').",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="With --engine ray: the cluster to join (auto, or ray://HEAD:10001); default: start a local Ray.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["whole-file", "decode-batched"]),
+    default=None,
+    help="whole-file: workers decode and encode whole files (CPU); decode-batched: workers decode, "
+    "encoders batch across files (GPU). Default: chosen by the device, and printed.",
 )
 @json_option
 def encode(
@@ -47,6 +69,9 @@ def encode(
     fail_fast: bool,
     retry_failed: bool,
     wait: bool,
+    engine: str,
+    address: str | None,
+    mode: str | None,
     as_json: bool,
 ) -> None:
     """Encode every new or changed file under MEDIA_DIR; unchanged files are skipped, deleted ones removed."""
@@ -64,6 +89,9 @@ def encode(
         retry_failed=retry_failed,
         progress=not as_json,
         wait=wait,
+        engine=engine,
+        address=address,
+        mode=mode,
     )
     if as_json:
         print_json(summary.to_dict())
@@ -71,6 +99,10 @@ def encode(
     console = Console()
     table = Table(title=f"encoded into {library}", show_header=False)
     for name, value in (
+        (
+            "engine",
+            f"{summary.engine}, {summary.mode} mode" if summary.mode else "not started (nothing to encode)",
+        ),
         ("encoded", summary.encoded),
         ("skipped (unchanged)", summary.skipped_unchanged),
         ("skipped (failed before)", summary.skipped_failed),
