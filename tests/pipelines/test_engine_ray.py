@@ -97,6 +97,16 @@ def _snapshot(library: Path) -> dict[str, object]:
         return {"rows": rows, "vectors": vectors, "thumbs": thumbs, "failures": failures}
 
 
+def test_importing_mmrec_and_the_runner_does_not_import_ray() -> None:
+    """Ray is an optional extra: the default install, its CLI and the local engine never load it."""
+    code = (
+        "import sys, mmrec, mmrec.cli.main, pipelines.encode_job, pipelines.engines, pipelines.runner; "
+        "import pipelines.engines.ray_engine; print('ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
 def test_pool_never_takes_every_cpu() -> None:
     """Ray issue 44687: on 2 CPUs two 1-CPU actors leave the read/decode tasks none, and it hangs."""
     assert size_actor_pool({"CPU": 2.0}, Mode.WHOLE_FILE).actors * 1.0 <= 1.0
