@@ -149,17 +149,24 @@ def _encode_each(models: ModelSet, work: Work, items: list[tuple[FileTask, FileR
 
 
 def _load_models(work: Work, device: str, threads: int) -> ModelSet:
-    """The actor's models, loaded once per actor; the thread count follows the CPUs it asked for."""
-    if work.mode is Mode.WHOLE_FILE:
-        from pipelines.encode_worker import worker_models
+    """The actor's models, loaded once per actor.
 
-        return worker_models(work.models)  # the local whole-file worker's models: one thread, CPU
-    import torch
+    On CPU they are the local whole-file worker's (``worker_models``: one thread for torch, ONNX
+    Runtime and CTranslate2), so a file gets the same vectors and the same speech decision from
+    either engine; a CPU actor given more than one CPU then lets torch use them.
+    """
+    from pipelines.encode_worker import worker_models
 
-    from encoders.registry import load_models
+    if not device.startswith("cuda"):
+        models = worker_models(work.models)
+        if threads > 1:
+            import torch
 
-    torch.set_num_threads(max(1, threads))
-    models = load_models(work.models, device=device)
+            torch.set_num_threads(threads)
+    else:
+        from encoders.registry import load_models
+
+        models = load_models(work.models, device=device)
     _ = models.frames, models.text  # lazy: load now, so a model that cannot load fails the start
     return models
 
@@ -217,6 +224,11 @@ class WholeFileEncoder:
         except Exception as exc:
             out = exc
         return {"i": row["i"], "out": _dump(out)}
+
+
+def decode_task_args() -> dict[str, float]:
+    """Remote args of each decode task; given as a function so Ray Data keeps decode a stage of its own."""
+    return {"num_cpus": 1.0}
 
 
 def ready(_: object = None) -> str:
@@ -303,7 +315,9 @@ class RayEngine:
                 num_cpus=pool.num_cpus,
             )
         else:
-            ds = ds.map(decode_row, fn_kwargs={"work": work}, num_cpus=1)
+            # Separate decode tasks, never fused into the actors (Ray Data fuses a task map into
+            # the actor map after it when their resources match, as 1-CPU CPU actors do).
+            ds = ds.map(decode_row, fn_kwargs={"work": work}, num_cpus=1, ray_remote_args_fn=decode_task_args)
             device = "cuda" if pool.num_gpus else "cpu"
             ds = ds.map_batches(
                 BatchEncoder,

@@ -176,7 +176,11 @@ def _encode_killed_after_commit(cmd: list[str], library: Path) -> int:
 def test_kill_9_across_engines_then_ray_finishes_exactly_once(
     tmp_path: Path, stamps_dir: Path, ray_address: str
 ) -> None:
-    """local (killed) → ray joining the cluster (killed) → ray finishes: each file stored once."""
+    """local (killed) → ray joining the cluster (killed) → ray finishes: each file stored once.
+
+    The Ray runs use ``decode-batched`` (decode tasks feeding the encoder actor pool), the
+    pipeline a GPU cluster runs; the equality test above covers the CPU's ``whole-file``.
+    """
     media = tmp_path / "media"
     media.mkdir()
     pngs = sorted((stamps_dir / "animals").rglob("*.png"))[:10]
@@ -188,10 +192,13 @@ def test_kill_9_across_engines_then_ray_finishes_exactly_once(
            "--batch-size", "1", "--json"]  # fmt: skip
     after_local = _encode_killed_after_commit([*cli, "--engine", "local", "--workers", "1"], library)
     assert 1 <= after_local < len(pngs)
-    after_ray = _encode_killed_after_commit([*cli, "--engine", "ray", "--address", ray_address], library)
+    after_ray = _encode_killed_after_commit(
+        [*cli, "--engine", "ray", "--address", ray_address, "--mode", "decode-batched"], library
+    )
     assert after_local < after_ray < len(pngs)
 
-    summary = run_encode(media, library, engine="ray", batch_size=4, progress=False)
+    summary = run_encode(media, library, engine="ray", mode="decode-batched", batch_size=4, progress=False)
+    assert summary.mode == "decode-batched" and summary.failed <= 1
     assert summary.encoded == len(pngs) - after_ray and summary.skipped_unchanged == after_ray
     with LibraryStore.open(library, create=False) as store:
         items = list(store.items())
