@@ -1,9 +1,10 @@
-"""``mmrec encode``: discover → plan → decode (workers) → encode (batches) → fuse → commit → index.
+"""``mmrec encode``: discover → plan → the runner (an engine maps files; this process fuses and
+commits) → index.
 
 Resumable by construction: every committed batch is one store transaction, and planning skips
-what landed, so a run killed at any moment and started again encodes each file exactly once.
-Memory stays flat: the engine keeps a bounded number of decodes in flight and the main process
-holds at most one batch of decoded media.
+what landed, so a run killed at any moment and started again encodes each file exactly once,
+whichever engine ran before. Memory stays flat: the local engine keeps a bounded number of files
+in flight, Ray Data streams its rows back, and this process holds at most one batch of them.
 """
 
 from __future__ import annotations
@@ -379,7 +380,6 @@ def _start_engine(opts: _Options, models: Any) -> tuple[Engine, Work, bool]:
             batch_size=opts.batch_size,
             address=opts.address,
             models=models,
-            progress=opts.progress,
         )
         owned = True
     else:

@@ -55,3 +55,13 @@ class UnknownEngineError(MmrecError):
         self.name = name
         self.reason = reason or f"unknown engine {name!r}; expected one of {', '.join(known)}"
         super().__init__(f"--engine {name}: {self.reason}")
+
+
+class EngineStartError(MmrecError):
+    """The chosen engine could not start (Ray not installed, no cluster at the address, workers of
+    the cluster that cannot import mmrec or load its models): nothing was encoded."""
+
+    def __init__(self, engine: str, reason: str) -> None:
+        self.engine = engine
+        self.reason = reason
+        super().__init__(f"--engine {engine}: {reason}")

@@ -47,7 +47,6 @@ def open_engine(
     batch_size: int = 32,
     address: str | None = None,
     models: object | None = None,
-    progress: bool = False,
 ) -> tuple[Engine, Mode]:
     """An engine (not started yet) and the mode it will run.
 
@@ -60,7 +59,7 @@ def open_engine(
     if name == "ray":
         from pipelines.engines.ray_engine import RayEngine
 
-        ray_engine = RayEngine(address, progress=progress)
+        ray_engine = RayEngine(address)
         return ray_engine, choose_mode(ray_engine.device, mode)
     if name != "local":
         raise UnknownEngineError(name, ENGINES)

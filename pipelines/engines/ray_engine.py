@@ -33,7 +33,7 @@ from encoders.media.errors import MediaError
 from encoders.media.guard import run_guarded
 from pipelines.decode import Decoded, DecodeTask, decode_task
 from pipelines.engines.base import FileResult, FileTask, Mode, PoolBrokenError, Work
-from pipelines.errors import WorkerStartError
+from pipelines.errors import EngineStartError
 from pipelines.item_encoder import EncodedVectors, EncodeInput, encode_batch
 
 if TYPE_CHECKING:
@@ -56,6 +56,12 @@ def ray_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("ray") is not None and importlib.util.find_spec("ray.data") is not None
+
+
+def _client_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("grpc") is not None
 
 
 @dataclass(frozen=True)
@@ -248,9 +254,13 @@ class RayEngine:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, progress: bool = False) -> None:
+    def __init__(self, address: str | None = None) -> None:
         if not ray_available():
-            raise WorkerStartError(f"--engine ray needs Ray Data, which is not installed: {RAY_INSTALL_HINT}")
+            raise EngineStartError("ray", f"Ray Data is not installed: {RAY_INSTALL_HINT}")
+        if address and address.startswith("ray://") and not _client_available():
+            raise EngineStartError(
+                "ray", f"{address} is a Ray Client address, which needs pip install 'ray[client]' (grpcio)"
+            )
         import ray
 
         self._ray = ray
@@ -266,11 +276,13 @@ class RayEngine:
                     configure_logging=False,
                 )
             except Exception as exc:  # no cluster at the address, a local start that failed
-                raise WorkerStartError(f"cannot start or join Ray ({address or 'local'}): {exc}") from exc
+                raise EngineStartError(
+                    "ray", f"cannot start or join Ray ({address or 'local'}): {exc}"
+                ) from exc
             self._owned = True
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = progress
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        # mmrec's own progress line reports the run; Ray Data's bars and notices would interleave.
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
 
     @property
     def device(self) -> str:
@@ -291,7 +303,9 @@ class RayEngine:
             ray.get(probe.remote(), timeout=120)
         except Exception as exc:
             self.close()
-            raise WorkerStartError(f"a Ray worker could not run the pipeline: {exc}") from exc
+            raise EngineStartError(
+                "ray", f"a worker of the cluster could not run the pipeline: {exc}"
+            ) from exc
 
     def map_files(
         self, work: Work, tasks: Iterable[FileTask]
@@ -336,7 +350,10 @@ class RayEngine:
         except ray.exceptions.RayError as exc:
             # Not a file's fault (those are rows): actors that cannot start, a lost node.
             if returned == 0:
-                raise WorkerStartError(f"the Ray pipeline could not start: {_first_line(exc)}") from exc
+                raise EngineStartError(
+                    "ray",
+                    f"the pipeline could not start (is mmrec installed on every node?): {_first_line(exc)}",
+                ) from exc
             raise PoolBrokenError(f"the Ray pipeline stopped: {_first_line(exc)}") from exc
 
     def close(self) -> None:

@@ -11,7 +11,10 @@ import pytest
 
 from encoders.media.decode import DecodeSpec
 from encoders.media.errors import UnsupportedMediaError
+from mmrec.errors import InvalidInputError
 from pipelines.decode import DecodeTask, decode_task
+from pipelines.engines import Mode, choose_mode, open_engine
+from pipelines.errors import UnknownEngineError
 from pipelines.runner import LocalEngine, SerialEngine, StageTimer, TaskTimeoutError, WorkerCrashedError
 
 
@@ -50,3 +53,19 @@ def test_stage_timer_accumulates() -> None:
         time.sleep(0.01)
     timer.add("encode", 1.0)
     assert timer.to_dict()["encode"] >= 1.01 and "encode" in timer.describe()
+
+
+def test_mode_follows_the_device_unless_asked() -> None:
+    assert choose_mode("cpu") is Mode.WHOLE_FILE and choose_mode("cuda:0") is Mode.DECODE_BATCHED
+    assert choose_mode("cpu", "decode-batched") is Mode.DECODE_BATCHED
+    with pytest.raises(InvalidInputError, match="'batched'"):
+        choose_mode("cpu", "batched")
+
+
+def test_engine_options_are_checked_before_anything_starts() -> None:
+    with pytest.raises(UnknownEngineError, match="--address joins a Ray cluster"):
+        open_engine("local", models_device="cpu", address="auto")
+    with pytest.raises(UnknownEngineError, match="unknown engine 'spark'"):
+        open_engine("spark", models_device="cpu")
+    engine, mode = open_engine("local", models_device="cpu", workers=0)
+    assert isinstance(engine, SerialEngine) and mode is Mode.WHOLE_FILE
