@@ -82,19 +82,25 @@ class PoolSize:
 def size_actor_pool(available: Mapping[str, float], mode: Mode) -> PoolSize:
     """Size the encoder pool from the resources Ray has free, never giving it every CPU.
 
-    The rule: the actors together ask for at most ``CPUs - 1`` (``RESERVED_CPUS``), so read and
-    decode tasks always find a CPU. CPU actors take one CPU each (``floor(CPUs - 1)`` of them);
-    below 2 CPUs there is one actor at half a CPU. In ``decode-batched`` mode on a cluster with
-    GPUs there is one actor per GPU, each with one GPU and up to one CPU from what is left.
+    The rule: the actors together ask for at most ``CPUs - 1`` (``RESERVED_CPUS``), so Ray Data's
+    tasks always find a CPU (Ray issue 44687: two 1-CPU actors on 2 CPUs hang).
+    - ``whole-file``: one single-threaded actor per CPU, as the local engine has one worker per
+      core, each asking for ``(CPUs - 1) / CPUs`` of a CPU (0.5 on 2 CPUs, 0.94 on 16).
+    - ``decode-batched`` on CPUs: ``floor(CPUs - 1)`` 1-CPU actors beside 1-CPU decode tasks.
+    - ``decode-batched`` with GPUs: one actor per GPU, with up to one CPU each from what is left.
+    Below 2 CPUs there is one actor at half a CPU.
     """
     cpus = float(available.get("CPU", 0.0))
     gpus = int(available.get("GPU", 0.0))
     spare = max(0.0, cpus - RESERVED_CPUS)
     if mode is Mode.DECODE_BATCHED and gpus >= 1:
         return PoolSize(actors=gpus, num_cpus=round(min(1.0, spare / gpus), 3), num_gpus=1.0)
-    if spare >= 1.0:
-        return PoolSize(actors=int(math.floor(spare)), num_cpus=1.0, num_gpus=0.0)
-    return PoolSize(actors=1, num_cpus=0.5, num_gpus=0.0)
+    if cpus < 2.0:
+        return PoolSize(actors=1, num_cpus=0.5, num_gpus=0.0)
+    if mode is Mode.WHOLE_FILE:
+        actors = int(math.floor(cpus))
+        return PoolSize(actors=actors, num_cpus=math.floor(spare / actors * 1000) / 1000, num_gpus=0.0)
+    return PoolSize(actors=int(math.floor(spare)), num_cpus=1.0, num_gpus=0.0)
 
 
 # ---------------------------------------------------------------- the mapper, on the cluster
@@ -270,7 +276,9 @@ class RayEngine:
         if not ray.is_initialized():
             try:
                 ray.init(
-                    address=address,
+                    # "local" starts a Ray of our own: without it, ray.init joins whatever cluster
+                    # /tmp/ray/ray_current_cluster names, even one whose head is gone (it then waits).
+                    address=address or "local",
                     include_dashboard=False,
                     log_to_driver=False,
                     configure_logging=False,

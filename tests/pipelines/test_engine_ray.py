@@ -37,7 +37,7 @@ SETTINGS = {"speech": False, "frame_count": 4, "batch_size": 2, "progress": Fals
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
     """One local Ray for the module; its GCS address lets child drivers join it."""
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init("local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -109,11 +109,13 @@ def test_importing_mmrec_and_the_runner_does_not_import_ray() -> None:
 
 def test_pool_never_takes_every_cpu() -> None:
     """Ray issue 44687: on 2 CPUs two 1-CPU actors leave the read/decode tasks none, and it hangs."""
-    assert size_actor_pool({"CPU": 2.0}, Mode.WHOLE_FILE).actors * 1.0 <= 1.0
-    one = size_actor_pool({"CPU": 1.0}, Mode.WHOLE_FILE)
-    assert (one.actors, one.num_cpus) == (1, 0.5)
-    big = size_actor_pool({"CPU": 16.0}, Mode.WHOLE_FILE)
-    assert big.actors * big.num_cpus == 15.0
+    for cpus in (1.0, 2.0, 3.0, 16.0, 64.0):
+        for mode in Mode:
+            pool = size_actor_pool({"CPU": cpus}, mode)
+            assert pool.actors >= 1 and pool.actors * pool.num_cpus <= max(cpus - 1.0, 0.5), (cpus, mode)
+    two = size_actor_pool({"CPU": 2.0}, Mode.WHOLE_FILE)
+    assert (two.actors, two.num_cpus) == (2, 0.5)  # one single-threaded encoder per core, as locally
+    assert size_actor_pool({"CPU": 16.0}, Mode.DECODE_BATCHED).actors == 15
     gpu = size_actor_pool({"CPU": 16.0, "GPU": 2.0}, Mode.DECODE_BATCHED)
     assert (gpu.actors, gpu.num_gpus, gpu.num_cpus) == (2, 1.0, 1.0)
     tight = size_actor_pool({"CPU": 2.0, "GPU": 2.0}, Mode.DECODE_BATCHED)
