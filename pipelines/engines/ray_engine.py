@@ -284,8 +284,14 @@ class RayEngine:
                     configure_logging=False,
                 )
             except Exception as exc:  # no cluster at the address, a local start that failed
+                hint = (
+                    "; a cluster with token authentication (on by default in Ray 2.60) needs "
+                    "RAY_AUTH_MODE=token and its token in ~/.ray/auth_token (or RAY_AUTH_TOKEN) here"
+                    if address and address != "auto"
+                    else ""
+                )
                 raise EngineStartError(
-                    "ray", f"cannot start or join Ray ({address or 'local'}): {exc}"
+                    "ray", f"cannot start or join Ray ({address or 'local'}): {exc}{hint}"
                 ) from exc
             self._owned = True
         # mmrec's own progress line reports the run; Ray Data's bars and notices would interleave.
