@@ -31,6 +31,7 @@ from mmrec.errors import IndexUnavailableError, InvalidInputError, ItemNotFoundE
 from mmrec.events.reader import ReadResult, parse_rows, read_events
 from mmrec.events.records import CommentRecord, EventRecord
 from mmrec.limits import MAX_ANALYZE_CHARS, MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_QUERY_CHARS, too_long
+from mmrec.modalities import role_of
 from mmrec.recommend.recommender import UnknownUserError
 from mmrec.results import (
     CommentAnalysis,
@@ -821,17 +822,9 @@ def inspect_file(
     media = run_guarded(decode_task, task, timeout_s=timeout_s).media
     (encoded,) = encode_batch([EncodeInput(meta=ItemMeta(), media=media)], model_set)
     described = model_set.describe()
-    role_of = {
-        "frames": "frames",
-        "audio": "audio",
-        "speech": "text",
-        "text": "text",
-        "tags": "text",
-        "vtags": "text",
-    }
     vectors: dict[str, dict[str, Any]] = {}
     for modality, arr in encoded.vectors.items():
-        info = described.get(role_of.get(modality, modality), {})
+        info = described.get(role_of(modality), {})
         vectors[modality] = {
             "rows": int(arr.shape[0]),
             "dim": int(arr.shape[1]),
