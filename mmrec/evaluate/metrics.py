@@ -77,6 +77,41 @@ def map_at_k(ranked: Ranked, relevant: Relevant, k: int, denominator: str = "min
     return _mean(out)
 
 
+def reciprocal_rank(ranked: Ranked, relevant: Relevant) -> float:
+    """MRR: mean of 1 / (rank of the first relevant item); 0 where none is in the list."""
+    if len(ranked) != len(relevant):
+        raise ValueError(f"ranked has {len(ranked)} users but relevant has {len(relevant)}")
+    out = []
+    for top, rel in zip(ranked, relevant, strict=True):
+        if not rel:
+            continue
+        first = next((r for r, i in enumerate(top, start=1) if i in rel), None)
+        out.append(0.0 if first is None else 1.0 / first)
+    return _mean(out)
+
+
+def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """0-based rank of each query's one relevant column in a (queries x gallery) score matrix.
+
+    Ties count against (an all-zero score row must not look perfect): the rank is the number of
+    other columns scoring at least as high.
+    """
+    s = np.asarray(scores)
+    t = np.asarray(targets, dtype=np.int64)
+    if s.ndim != 2 or t.shape != (s.shape[0],):
+        raise ValueError(
+            f"scores must be (queries, gallery) and targets (queries,), got {s.shape} and {t.shape}"
+        )
+    target_scores = s[np.arange(len(t)), t]
+    return (s >= target_scores[:, None]).sum(axis=1) - 1
+
+
+def recall_at_ranks(ranks: np.ndarray, ks: Sequence[int] = (1, 5, 10), digits: int = 4) -> dict[str, float]:
+    """``R@k``: share of queries whose relevant item has 0-based rank < k (one relevant item each)."""
+    r = np.asarray(ranks)
+    return {f"R@{k}": round(float(np.mean(r < k)), digits) if r.size else 0.0 for k in ks}
+
+
 def coverage(ranked: Ranked, n_items: int) -> float:
     """Catalogue coverage: distinct items recommended to anyone / catalogue size."""
     if n_items < 1:

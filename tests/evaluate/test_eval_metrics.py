@@ -88,3 +88,14 @@ def test_hubness_ignores_padding_and_repeats_and_matches_scipy() -> None:
         M.hubness(np.array([[0, 3]]), 3)
     with pytest.raises(ValueError, match="2-d"):
         M.hubness(np.array([0, 1]), 3)
+
+
+def test_reciprocal_rank_and_ranks_by_hand() -> None:
+    # user 0: first hit at rank 1; user 1: first hit at rank 3; user 2: none; user 3: nothing relevant (skipped)
+    ranked = [[1, 2], [5, 6, 7], [8, 9], [1]]
+    relevant = [{1}, {7, 9}, {3}, set()]
+    assert M.reciprocal_rank(ranked, relevant) == pytest.approx((1 + 1 / 3 + 0) / 3)
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.2, 0.1], [0.0, 0.0, 0.0]])
+    ranks = M.target_ranks(scores, np.array([0, 1, 2]))
+    assert list(ranks) == [0, 1, 2]  # query 1 ties with column 0: the tie counts against it
+    assert M.recall_at_ranks(ranks, (1, 2)) == {"R@1": round(1 / 3, 4), "R@2": round(2 / 3, 4)}
