@@ -876,10 +876,23 @@ def evaluate(
     max_users: int | None = None,
     rounds: int = 10,
     explore: float = 0.1,
+    library: str | Path | Library | None = None,
+    labels: str | Path | None = None,
+    queries: str | Path | None = None,
+    mode: str = "hybrid",
 ) -> dict[str, object]:
-    """Offline evaluation on an interaction dataset (no library involved): what ``mmrec evaluate``
-    runs. ``interactive`` replays rounds of feedback for three arms; the others are static splits
-    (``mmrec.evaluate.protocols``). The report is JSON-ready: means over seeds plus per-seed figures."""
+    """Offline evaluation: what ``mmrec evaluate`` runs. On an interaction dataset (no library
+    involved), ``interactive`` replays rounds of feedback for three arms and the others are static
+    splits (``mmrec.evaluate.protocols``); the report holds means over seeds plus per-seed figures.
+    ``same-label`` (``labels``, k) and ``text-to-item`` (``queries``, ``mode``) measure retrieval on
+    ``library`` through ``Library.similar``/``Library.search`` (``mmrec.evaluate.retrieval``)."""
+    if protocol in RETRIEVAL_PROTOCOLS:
+        return _evaluate_retrieval(protocol, library, labels, queries, k=k, mode=mode)
+    for name, value in (("library", library), ("labels", labels), ("queries", queries)):
+        if value is not None:
+            raise InvalidInputError(
+                "evaluate", name, f"only the {' and '.join(RETRIEVAL_PROTOCOLS)} protocols take it"
+            )
     if protocol == "interactive":
         from mmrec.evaluate.interactive import run_interactive
 
@@ -889,6 +902,38 @@ def evaluate(
     from mmrec.evaluate.protocols import run_evaluation
 
     return run_evaluation(dataset, protocol, k=k, seeds=seeds, split_by=split_by, max_users=max_users)
+
+
+RETRIEVAL_PROTOCOLS = ("same-label", "text-to-item")
+
+
+def _evaluate_retrieval(
+    protocol: str,
+    library: str | Path | Library | None,
+    labels: str | Path | None,
+    queries: str | Path | None,
+    *,
+    k: int,
+    mode: str,
+) -> dict[str, object]:
+    from mmrec.evaluate.retrieval import same_label, text_to_item
+
+    if library is None:
+        raise InvalidInputError("evaluate", "library", f"the {protocol} protocol needs a library")
+    wanted, other = ("labels", "queries") if protocol == "same-label" else ("queries", "labels")
+    given = {"labels": labels, "queries": queries}
+    if given[wanted] is None:
+        raise InvalidInputError("evaluate", wanted, f"the {protocol} protocol needs a {wanted} file")
+    if given[other] is not None:
+        raise InvalidInputError("evaluate", other, f"the {protocol} protocol takes no {other} file")
+    lib = library if isinstance(library, Library) else Library(library, create=False)
+    try:
+        if protocol == "same-label":
+            return same_label(lib, Path(str(labels)), k=k).to_dict()
+        return text_to_item(lib, Path(str(queries)), mode=mode).to_dict()
+    finally:
+        if lib is not library:
+            lib.close()
 
 
 def _analyses(analyzer: CommentAnalyzer, texts: Sequence[str]) -> list[CommentAnalysis]:
