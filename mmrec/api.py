@@ -867,7 +867,7 @@ def analyze_texts(
 
 
 def evaluate(
-    dataset: str | Path,
+    dataset: str | Path = "movielens-100k",
     protocol: str = "ms-recommenders",
     *,
     k: int = 10,

@@ -268,7 +268,7 @@ def test_the_cli_and_the_api_give_the_same_report(
     args = ["--protocol", "same-label", "--library", lib, "--labels", str(labels_file), "--k", str(K)]
     result = runner.invoke(evaluate_cmd, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == evaluate("", "same-label", library=lib, labels=labels_file, k=K)
+    assert json.loads(result.output) == evaluate(protocol="same-label", library=lib, labels=labels_file, k=K)
     table = runner.invoke(evaluate_cmd, args)
     assert table.exit_code == 0 and "animals" in table.output and "skewness" in table.output
     result = runner.invoke(
@@ -288,9 +288,9 @@ def test_cli_refusals(stamp_library: Library, labels_file: Path, tmp_path: Path)
     missing = runner.invoke(evaluate_cmd, ["--protocol", "same-label", "--library", lib])
     assert missing.exit_code == 2 and "--labels" in missing.output
     with pytest.raises(InvalidInputError, match="'queries': the same-label protocol takes no queries file"):
-        evaluate("", "same-label", library=lib, labels=labels_file, queries=labels_file)
+        evaluate(protocol="same-label", library=lib, labels=labels_file, queries=labels_file)
     with pytest.raises(InvalidInputError, match="'library': only the same-label and text-to-item"):
         evaluate("movielens-100k", "leave-last-out", library=lib)
     with pytest.raises(MmrecError):
-        evaluate("", "same-label", library=tmp_path / "no-library", labels=labels_file)
+        evaluate(protocol="same-label", library=tmp_path / "no-library", labels=labels_file)
     assert not (tmp_path / "no-library").exists()  # evaluation never creates a library
