@@ -24,6 +24,7 @@ figures with ``mmrec evaluate``.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import shutil
 import sys
@@ -137,15 +138,36 @@ def write_files(stamps: list[Stamp], test: list[str], seed: int) -> tuple[Path, 
     return labels, queries
 
 
+class OneSearchPerText:
+    """The library as the protocols see it, answering each text search once: both galleries rank
+    the same full result list (embedding a query is most of the cost), so it is asked for once."""
+
+    def __init__(self, lib: Any) -> None:
+        self.store = lib.store
+        self.similar = lib.similar
+        seen: dict[tuple[Any, ...], Any] = {}
+
+        @functools.wraps(lib.search)  # the protocol reads the signature (whether it has ``mode``)
+        def search(text: str, k: int = 10, **options: Any) -> Any:
+            key = (text, k, tuple(sorted(options.items())))
+            if key not in seen:
+                seen[key] = lib.search(text, k=k, **options)
+            return seen[key]
+
+        self.search = search
+
+
 def measure(lib_path: Path, labels: Path, queries: Path, test: list[str], mode: str) -> dict[str, Any]:
-    """Every figure of one state of the library, each from a retrieval protocol."""
+    """Every figure of one state of the library, each from a retrieval protocol (MRR over the
+    whole library, as deep as the test gallery needs)."""
     from mmrec import Library
     from mmrec.evaluate.retrieval import same_label, text_to_item
 
     out: dict[str, Any] = {}
-    with Library(lib_path, create=False) as lib:
+    with Library(lib_path, create=False) as library:
+        lib = OneSearchPerText(library)
         gallery = text_to_item(lib, queries, mode=mode, gallery=set(test))
-        whole = text_to_item(lib, queries, mode=mode)
+        whole = text_to_item(lib, queries, mode=mode, depth=gallery.depth)
         for name, report in (("test_gallery", gallery), ("all_gallery", whole)):
             for lang, scores in report.per_language.items():
                 recall = {f"R@{k}": round(v, 4) for k, v in scores.recall.items()}
