@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from mmrec.cli.common import json_option, print_json
 
@@ -200,11 +201,9 @@ def render_interactive(report: dict[str, Any]) -> Table:
     return table
 
 
-def _group_table(
-    title: str, caption: str, overall: dict[str, Any], groups: dict[str, Any], name: str
-) -> Table:
+def _group_table(title: str, overall: dict[str, Any], groups: dict[str, Any], name: str) -> Table:
     """All queries first (bold), then one row per group; columns are the figures' own keys."""
-    table = Table(title=title, caption=caption)
+    table = Table(title=title)
     keys = list(overall)
     table.add_column(name)
     for key in keys:
@@ -219,23 +218,28 @@ def _group_table(
     return table
 
 
-def render_same_label(report: dict[str, Any]) -> Table:
-    """Leave-one-out top-1 and P@k per label, with what was skipped and the hubness of the lists."""
+def render_same_label(report: dict[str, Any]) -> Group:
+    """Leave-one-out top-1 and P@k per label, then what was skipped and the hubness of the lists."""
     hub = report["hubness"]
     skipped = report["skipped"]
     top = ", ".join(f"{i} ({n})" for i, n in hub["top_items"][:3])
-    caption = (
-        f"{report['items']} items; not asked: {skipped['unlabelled']} unlabelled, "
-        f"{skipped['singleton_label']} alone with their label. Hubness of the top-{hub['k']} lists: "
-        f"the most frequent item is in {hub['max_occurrence']} of {hub['lists']} lists "
-        f"({hub['max_share']:.1%}), k-occurrence skewness {hub['skewness']:.2f}; most frequent: {top}"
+    notes = (
+        f"{report['library']}, labels {report['labels']}: {report['items']} items; not asked: "
+        f"{skipped['unlabelled']} unlabelled, {skipped['singleton_label']} alone with their label.\n"
+        f"Hubness of the top-{hub['k']} lists: the most frequent item is in {hub['max_occurrence']} of "
+        f"{hub['lists']} lists ({hub['max_share']:.1%}), k-occurrence skewness {hub['skewness']:.2f}; "
+        f"most frequent: {top}"
     )
-    title = f"{report['library']} · same-label · {report['labels']} · k={report['k']}"
-    return _group_table(title, caption, report["metrics"], report["per_label"], "label")
+    table = _group_table(f"same-label · k={report['k']}", report["metrics"], report["per_label"], "label")
+    return Group(table, Text(notes))
 
 
-def render_text_to_item(report: dict[str, Any]) -> Table:
+def render_text_to_item(report: dict[str, Any]) -> Group:
     """R@1/5/10 and MRR over all queries and per language."""
-    title = f"{report['library']} · text-to-item · {report['queries_file']} · mode {report['mode']}"
-    caption = f"R@k: a right item within the first k results; MRR over the first {report['depth']}"
-    return _group_table(title, caption, report["metrics"], report["per_language"], "language")
+    title = f"text-to-item · mode {report['mode']}"
+    table = _group_table(title, report["metrics"], report["per_language"], "language")
+    notes = (
+        f"{report['library']}, queries {report['queries_file']}: R@k = a right item within the first k "
+        f"results; MRR over the first {report['depth']}"
+    )
+    return Group(table, Text(notes))
