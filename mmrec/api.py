@@ -31,6 +31,7 @@ from mmrec.errors import IndexUnavailableError, InvalidInputError, ItemNotFoundE
 from mmrec.events.reader import ReadResult, parse_rows, read_events
 from mmrec.events.records import CommentRecord, EventRecord
 from mmrec.limits import MAX_ANALYZE_CHARS, MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_QUERY_CHARS, too_long
+from mmrec.modalities import role_of
 from mmrec.recommend.recommender import UnknownUserError
 from mmrec.results import (
     CommentAnalysis,
@@ -821,17 +822,9 @@ def inspect_file(
     media = run_guarded(decode_task, task, timeout_s=timeout_s).media
     (encoded,) = encode_batch([EncodeInput(meta=ItemMeta(), media=media)], model_set)
     described = model_set.describe()
-    role_of = {
-        "frames": "frames",
-        "audio": "audio",
-        "speech": "text",
-        "text": "text",
-        "tags": "text",
-        "vtags": "text",
-    }
     vectors: dict[str, dict[str, Any]] = {}
     for modality, arr in encoded.vectors.items():
-        info = described.get(role_of.get(modality, modality), {})
+        info = described.get(role_of(modality), {})
         vectors[modality] = {
             "rows": int(arr.shape[0]),
             "dim": int(arr.shape[1]),
@@ -874,7 +867,7 @@ def analyze_texts(
 
 
 def evaluate(
-    dataset: str | Path,
+    dataset: str | Path = "movielens-100k",
     protocol: str = "ms-recommenders",
     *,
     k: int = 10,
@@ -883,10 +876,23 @@ def evaluate(
     max_users: int | None = None,
     rounds: int = 10,
     explore: float = 0.1,
+    library: str | Path | Library | None = None,
+    labels: str | Path | None = None,
+    queries: str | Path | None = None,
+    mode: str = "hybrid",
 ) -> dict[str, object]:
-    """Offline evaluation on an interaction dataset (no library involved): what ``mmrec evaluate``
-    runs. ``interactive`` replays rounds of feedback for three arms; the others are static splits
-    (``mmrec.evaluate.protocols``). The report is JSON-ready: means over seeds plus per-seed figures."""
+    """Offline evaluation: what ``mmrec evaluate`` runs. On an interaction dataset (no library
+    involved), ``interactive`` replays rounds of feedback for three arms and the others are static
+    splits (``mmrec.evaluate.protocols``); the report holds means over seeds plus per-seed figures.
+    ``same-label`` (``labels``, k) and ``text-to-item`` (``queries``, ``mode``) measure retrieval on
+    ``library`` through ``Library.similar``/``Library.search`` (``mmrec.evaluate.retrieval``)."""
+    if protocol in RETRIEVAL_PROTOCOLS:
+        return _evaluate_retrieval(protocol, library, labels, queries, k=k, mode=mode)
+    for name, value in (("library", library), ("labels", labels), ("queries", queries)):
+        if value is not None:
+            raise InvalidInputError(
+                "evaluate", name, f"only the {' and '.join(RETRIEVAL_PROTOCOLS)} protocols take it"
+            )
     if protocol == "interactive":
         from mmrec.evaluate.interactive import run_interactive
 
@@ -896,6 +902,38 @@ def evaluate(
     from mmrec.evaluate.protocols import run_evaluation
 
     return run_evaluation(dataset, protocol, k=k, seeds=seeds, split_by=split_by, max_users=max_users)
+
+
+RETRIEVAL_PROTOCOLS = ("same-label", "text-to-item")
+
+
+def _evaluate_retrieval(
+    protocol: str,
+    library: str | Path | Library | None,
+    labels: str | Path | None,
+    queries: str | Path | None,
+    *,
+    k: int,
+    mode: str,
+) -> dict[str, object]:
+    from mmrec.evaluate.retrieval import same_label, text_to_item
+
+    if library is None:
+        raise InvalidInputError("evaluate", "library", f"the {protocol} protocol needs a library")
+    wanted, other = ("labels", "queries") if protocol == "same-label" else ("queries", "labels")
+    given = {"labels": labels, "queries": queries}
+    if given[wanted] is None:
+        raise InvalidInputError("evaluate", wanted, f"the {protocol} protocol needs a {wanted} file")
+    if given[other] is not None:
+        raise InvalidInputError("evaluate", other, f"the {protocol} protocol takes no {other} file")
+    lib = library if isinstance(library, Library) else Library(library, create=False)
+    try:
+        if protocol == "same-label":
+            return same_label(lib, Path(str(labels)), k=k).to_dict()
+        return text_to_item(lib, Path(str(queries)), mode=mode).to_dict()
+    finally:
+        if lib is not library:
+            lib.close()
 
 
 def _analyses(analyzer: CommentAnalyzer, texts: Sequence[str]) -> list[CommentAnalysis]:

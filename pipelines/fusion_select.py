@@ -12,9 +12,7 @@ from typing import Any
 
 from mmrec.fusion import DEFAULT_VERSION, Fusion
 from mmrec.fusion.library_training import CheckpointError, load_checkpoint
-from mmrec.search import TEXT_BLOCKS, block_dims
-
-TEXT_MODALITIES = TEXT_BLOCKS
+from mmrec.search import block_dims
 
 
 def modality_dims(models: Any) -> dict[str, int]:

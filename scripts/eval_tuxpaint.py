@@ -1,23 +1,32 @@
-"""Retrieval quality on the tuxpaint stamps, before and after ``Library.train_fusion``.
+"""Retrieval quality on the tuxpaint stamps, before and after ``Library.train_fusion``, measured with
+``mmrec evaluate``'s retrieval protocols (``mmrec.evaluate.retrieval``), i.e. through
+``Library.search`` and ``Library.similar`` as users query.
 
 Protocol: all stamp PNGs, split 80/20 by seed. TRAIN stamps are encoded with their English caption as
-title (text <-> frames pairs to learn from); TEST stamps carry no text at all (image only). Metrics
-are computed on TEST stamps only:
+title (text <-> frames pairs to learn from); TEST stamps carry no text at all (image only). Figures:
 
-- text -> image Recall@1/5/10: each test stamp's English (then zh_CN) caption as the query, gallery
-  the test stamps (and, separately, all stamps);
-- item -> item same-category precision@10 over test items (gallery all items, query excluded).
+- text -> image (``text-to-item``): each captioned test stamp's English and zh_CN caption as the query
+  (a caption shared by a stamp and its mirror image has both as right items); ranked among the test
+  stamps (``*_test_gallery``) and among all stamps (``*_all_gallery``); R@1/5/10 and MRR;
+- item -> item (``same-label``, labels = stamp category): P@10 and top-1 of the captioned test stamps
+  (``category_P@10``, gallery all stamps, the query excluded), and the same over every stamp with the
+  hubness of the top-10 lists (``same_label_all``: what the ``mmrec evaluate`` command prints).
 
-BEFORE uses the default (untrained) fusion, fused in memory from the stored modality vectors;
-AFTER uses the library's stored vectors after ``train_fusion(keys=train keys)``, so the re-fuse path
-is what gets measured. The built library is cached under ``$MMREC_CACHE/eval/`` (``~/.cache/mmrec``).
+BEFORE is the library as ``mmrec encode`` leaves it (the default fusion); AFTER is the same library
+after ``train_fusion(keys=train keys)``. The encoded library is cached under ``$MMREC_CACHE/eval/``
+(``~/.cache/mmrec``) and copied before each run, so training never changes what BEFORE measures. The
+labels and queries files are written beside it; the printed commands reproduce the whole-library
+figures with ``mmrec evaluate``.
 
-    python scripts/eval_tuxpaint.py [--seed 0] [--epochs 30] [--json OUT]
+    python scripts/eval_tuxpaint.py [--seed 0] [--epochs 30] [--mode dense] [--json OUT]
 """
 
 from __future__ import annotations
 
+import csv
+import functools
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -31,7 +40,6 @@ from encoders.cache import cache_root, data_root
 
 DATA = data_root() / "tuxpaint" / "stamps"
 EVAL_ROOT = cache_root() / "eval"
-KS = (1, 5, 10)
 
 
 @dataclass
@@ -83,7 +91,8 @@ def split(stamps: list[Stamp], seed: int, test_fraction: float = 0.2) -> tuple[s
 
 
 def build_library(stamps: list[Stamp], train_ids: set[str], seed: int) -> Path:
-    """Encode the stamps once (PNG-only symlink tree + manifest); reruns reuse the cached library."""
+    """Encode the stamps once (PNG-only symlink tree + manifest); reruns reuse the cached library,
+    which is never trained (``main`` trains a copy)."""
     from mmrec import Library
 
     media = EVAL_ROOT / "tuxpaint-media"
@@ -92,7 +101,7 @@ def build_library(stamps: list[Stamp], train_ids: set[str], seed: int) -> Path:
         if not link.exists():
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(s.path)
-    lib_path = EVAL_ROOT / f"tuxpaint-lib-s{seed}"
+    lib_path = EVAL_ROOT / f"tuxpaint-encoded-s{seed}"
     manifest = EVAL_ROOT / f"tuxpaint-manifest-s{seed}.jsonl"
     with open(manifest, "w", encoding="utf-8") as fh:
         for s in stamps:
@@ -111,96 +120,110 @@ def build_library(stamps: list[Stamp], train_ids: set[str], seed: int) -> Path:
     return lib_path
 
 
-def recall_at(scores: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-    """Recall@k for one relevant item per query (its column in ``scores``); ties count against."""
-    target_scores = scores[np.arange(len(targets)), targets]
-    rank = (scores >= target_scores[:, None]).sum(axis=1) - 1
-    return {f"R@{k}": round(float(np.mean(rank < k)), 4) for k in KS}
+def write_files(stamps: list[Stamp], test: list[str], seed: int) -> tuple[Path, Path]:
+    """The ``same-label`` labels (every stamp, by category) and the ``text-to-item`` queries (the
+    captions of the test stamps, with their language)."""
+    labels = EVAL_ROOT / f"tuxpaint-s{seed}-labels.csv"
+    with open(labels, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["item_id", "label"])
+        writer.writerows([s.item_id, s.category] for s in stamps)
+    by_id = {s.item_id: s for s in stamps}
+    queries = EVAL_ROOT / f"tuxpaint-s{seed}-queries.csv"
+    with open(queries, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["query", "item_id", "language"])
+        for lang in ("en", "zh"):
+            writer.writerows([getattr(by_id[i], lang), i, lang] for i in test if getattr(by_id[i], lang))
+    return labels, queries
 
 
-def category_precision(
-    query_vecs: np.ndarray, query_keys: np.ndarray, gallery: np.ndarray, gallery_keys: np.ndarray, cats: dict
-) -> float:
-    """Mean share of same-category items among each query's 10 nearest (query itself excluded)."""
-    scores = query_vecs @ gallery.T
-    scores[query_keys[:, None] == gallery_keys[None, :]] = -np.inf
-    top = np.argsort(-scores, axis=1)[:, :10]
-    hits = [
-        np.mean([cats[int(gallery_keys[j])] == cats[int(q)] for j in row])
-        for q, row in zip(query_keys, top, strict=True)
-    ]
-    return round(float(np.mean(hits)), 4)
+class OneSearchPerText:
+    """The library as the protocols see it, answering each text search once: both galleries rank
+    the same full result list (embedding a query is most of the cost), so it is asked for once."""
+
+    def __init__(self, lib: Any) -> None:
+        self.store = lib.store
+        self.similar = lib.similar
+        seen: dict[tuple[Any, ...], Any] = {}
+
+        @functools.wraps(lib.search)  # the protocol reads the signature (whether it has ``mode``)
+        def search(text: str, k: int = 10, **options: Any) -> Any:
+            key = (text, k, tuple(sorted(options.items())))
+            if key not in seen:
+                seen[key] = lib.search(text, k=k, **options)
+            return seen[key]
+
+        self.search = search
 
 
-def fused_in_memory(lib: Any, fusion: Any, keys: np.ndarray) -> np.ndarray:
-    """Fuse items from their stored modality vectors with a given fusion (no encoder runs)."""
-    items: list[dict[str, np.ndarray]] = [{} for _ in keys]
-    for m in fusion.modalities:
-        for i, v in enumerate(lib.store.vectors(m, [int(k) for k in keys])):
-            if v is not None:
-                items[i][m] = v
-    fused, _ = fusion.fuse(items)
-    return fused
+def measure(lib_path: Path, labels: Path, queries: Path, test: list[str], mode: str) -> dict[str, Any]:
+    """Every figure of one state of the library, each from a retrieval protocol (MRR over the
+    whole library, as deep as the test gallery needs)."""
+    from mmrec import Library
+    from mmrec.evaluate.retrieval import same_label, text_to_item
 
-
-def evaluate(
-    lib: Any,
-    fusion: Any,
-    stamps: dict[str, Stamp],
-    keys: dict[str, int],
-    test: list[str],
-    fused: np.ndarray,
-    all_keys: np.ndarray,
-) -> dict[str, Any]:
-    """All metrics for one fusion; ``fused`` rows follow ``all_keys``."""
-    row_of = {int(k): i for i, k in enumerate(all_keys)}
-    test_keys = np.array([keys[i] for i in test])
-    test_rows = np.array([row_of[int(k)] for k in test_keys])
     out: dict[str, Any] = {}
-    for lang in ("en", "zh"):
-        ids = [i for i in test if getattr(stamps[i], lang)]
-        queries = np.stack([lib.text_query_vector(getattr(stamps[i], lang), fusion) for i in ids])
-        rows = np.array([row_of[keys[i]] for i in ids])
-        # gallery: test stamps
-        pos_in_test = {int(r): j for j, r in enumerate(test_rows)}
-        out[f"{lang}_test_gallery"] = recall_at(
-            queries @ fused[test_rows].T, np.array([pos_in_test[int(r)] for r in rows])
-        )
-        out[f"{lang}_all_gallery"] = recall_at(queries @ fused.T, rows)
-        out[f"{lang}_queries"] = len(ids)
-    cats = {keys[s.item_id]: s.category for s in stamps.values() if s.item_id in keys}
-    out["category_P@10"] = category_precision(fused[test_rows], test_keys, fused, all_keys, cats)
+    with Library(lib_path, create=False) as library:
+        lib = OneSearchPerText(library)
+        gallery = text_to_item(lib, queries, mode=mode, gallery=set(test))
+        whole = text_to_item(lib, queries, mode=mode, depth=gallery.depth)
+        for name, report in (("test_gallery", gallery), ("all_gallery", whole)):
+            for lang, scores in report.per_language.items():
+                recall = {f"R@{k}": round(v, 4) for k, v in scores.recall.items()}
+                out[f"{lang}_{name}"] = {**recall, "MRR": round(scores.mrr, 4)}
+                out[f"{lang}_queries"] = scores.queries
+        test_only = same_label(lib, labels, k=10, queries=set(test))
+        out["category_P@10"] = round(test_only.overall.precision, 4)
+        out["category_top1"] = round(test_only.overall.top1, 4)
+        every = same_label(lib, labels, k=10).to_dict()
+        out["same_label_all"] = {**every["metrics"], "hubness": every["hubness"]}
+        out["mode"] = whole.mode
     return out
 
 
 @click.command()
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--epochs", type=int, default=30, show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "dense", "lexical"]),
+    default="dense",
+    show_default=True,
+    help="Search mode of the text queries (dense: the figures before hybrid search).",
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results here.")
-def main(seed: int, epochs: int, json_out: Path | None) -> None:
+def main(seed: int, epochs: int, mode: str, json_out: Path | None) -> None:
     """Build (or reuse) the tuxpaint library, measure BEFORE, train fusion on TRAIN keys, measure AFTER."""
     import torch
 
     from mmrec import Library
-    from mmrec.fusion import Fusion
-    from pipelines.fusion_select import modality_dims
 
     torch.set_num_threads(2)
     stamps = load_stamps()
     train_ids, test_ids = split(stamps, seed)
-    lib_path = build_library(stamps, train_ids, seed)
+    encoded = build_library(stamps, train_ids, seed)
     by_id = {s.item_id: s for s in stamps}
-    with Library(lib_path) as lib:
+    work = EVAL_ROOT / f"tuxpaint-lib-s{seed}"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(encoded, work, ignore=shutil.ignore_patterns(".*.lock"))
+    with Library(work, create=False) as lib:
         keys = {r.item_id: int(r.key) for r in lib.store.items() if r.key is not None}
-        test = sorted(i for i in test_ids if i in keys and by_id[i].en)
-        all_keys = np.array(sorted(keys.values()), dtype=np.int64)
-        default = Fusion(modality_dims(lib.models), device=lib.device)
-        before = evaluate(lib, default, by_id, keys, test, fused_in_memory(lib, default, all_keys), all_keys)
-        print("BEFORE", json.dumps(before), file=sys.stderr)
+    test = sorted(i for i in test_ids if i in keys and by_id[i].en)
+    labels, queries = write_files([s for s in stamps if s.item_id in keys], test, seed)
+    print(
+        f"mmrec evaluate --protocol same-label --library {work} --labels {labels}\n"
+        f"mmrec evaluate --protocol text-to-item --library {work} --queries {queries} --mode {mode}",
+        file=sys.stderr,
+    )
+    t0 = time.perf_counter()
+    before = measure(work, labels, queries, test, mode)
+    print("BEFORE", json.dumps(before), f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    with Library(work, create=False) as lib:
         train_keys = [keys[i] for i in sorted(train_ids) if i in keys]
         report = lib.train_fusion(epochs=epochs, seed=seed, keys=train_keys)
-        after = evaluate(lib, lib.fusion, by_id, keys, test, lib.store.fused(list(all_keys)), all_keys)
-        print("AFTER", json.dumps(after), file=sys.stderr)
+    after = measure(work, labels, queries, test, mode)
+    print("AFTER", json.dumps(after), file=sys.stderr)
     result = {
         "seed": seed,
         "stamps": len(stamps),

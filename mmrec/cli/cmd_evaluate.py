@@ -1,16 +1,27 @@
-"""``mmrec evaluate``: offline evaluation of the recommender against baselines on an interaction dataset."""
+"""``mmrec evaluate``: offline evaluation of the recommender against baselines on an interaction dataset,
+and of retrieval on a library (``same-label``, ``text-to-item``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from mmrec.cli.common import json_option, print_json
 
-PROTOCOL_CHOICES = ("ms-recommenders", "leave-last-out", "cold-items", "interactive")
+PROTOCOL_CHOICES = (
+    "ms-recommenders",
+    "leave-last-out",
+    "cold-items",
+    "interactive",
+    "same-label",
+    "text-to-item",
+)
+RETRIEVAL = ("same-label", "text-to-item")
 
 
 def _parse_seeds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -58,6 +69,31 @@ def _parse_seeds(_ctx: click.Context, _param: click.Parameter, value: str) -> tu
     show_default=True,
     help="interactive only: share of each list the live+explore arm hands to exploration.",
 )
+@click.option(
+    "--library",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="same-label and text-to-item: the library to query.",
+)
+@click.option(
+    "--labels",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="same-label: CSV item_id,label.",
+)
+@click.option(
+    "--queries",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="text-to-item: CSV query,item_id[,language]; several rows per query for several right items.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "dense", "lexical"]),
+    default="hybrid",
+    show_default=True,
+    help="text-to-item: the search mode.",
+)
 @json_option
 def evaluate(
     dataset: str,
@@ -68,14 +104,26 @@ def evaluate(
     max_users: int | None,
     rounds: int,
     explore: float,
+    library: Path | None,
+    labels: Path | None,
+    queries: Path | None,
+    mode: str,
     as_json: bool,
 ) -> None:
     """Score mmrec's hybrid recommender against baselines, or (``--protocol interactive``) replay
-    rounds of live feedback for three arms: static, live, live with exploration."""
+    rounds of live feedback for three arms: static, live, live with exploration. ``same-label``
+    (leave-one-out ``similar`` by item id) and ``text-to-item`` (``search``) measure retrieval on a
+    library through the same calls as ``mmrec similar`` and ``mmrec search``."""
     from mmrec.api import evaluate as run
 
     if protocol == "interactive" and split_by is not None:
         raise click.BadParameter("only the ms-recommenders protocol takes it", param_hint="--split-by")
+    if protocol in RETRIEVAL:
+        if library is None:
+            raise click.BadParameter(f"the {protocol} protocol needs it", param_hint="--library")
+        needed, name = (labels, "--labels") if protocol == "same-label" else (queries, "--queries")
+        if needed is None:
+            raise click.BadParameter(f"the {protocol} protocol needs it", param_hint=name)
     report = run(
         dataset,
         protocol,
@@ -85,6 +133,10 @@ def evaluate(
         max_users=max_users,
         rounds=rounds,
         explore=explore,
+        library=library,
+        labels=labels,
+        queries=queries,
+        mode=mode,
     )
     if as_json:
         print_json(report)
@@ -94,6 +146,10 @@ def evaluate(
             console = Console(width=200)
         if protocol == "interactive":
             console.print(render_interactive(report))
+        elif protocol == "same-label":
+            console.print(render_same_label(report))
+        elif protocol == "text-to-item":
+            console.print(render_text_to_item(report))
         else:
             console.print(render_table(report))
 
@@ -143,3 +199,47 @@ def render_interactive(report: dict[str, Any]) -> Table:
         end_section=True,
     )
     return table
+
+
+def _group_table(title: str, overall: dict[str, Any], groups: dict[str, Any], name: str) -> Table:
+    """All queries first (bold), then one row per group; columns are the figures' own keys."""
+    table = Table(title=title)
+    keys = list(overall)
+    table.add_column(name)
+    for key in keys:
+        table.add_column(key, justify="right")
+
+    def cells(values: dict[str, Any]) -> list[str]:
+        return [str(values[key]) if key == "queries" else f"{values[key]:.4f}" for key in keys]
+
+    table.add_row("all", *cells(overall), style="bold", end_section=True)
+    for group, values in groups.items():
+        table.add_row(group, *cells(values))
+    return table
+
+
+def render_same_label(report: dict[str, Any]) -> Group:
+    """Leave-one-out top-1 and P@k per label, then what was skipped and the hubness of the lists."""
+    hub = report["hubness"]
+    skipped = report["skipped"]
+    top = ", ".join(f"{i} ({n})" for i, n in hub["top_items"][:3])
+    notes = (
+        f"{report['library']}, labels {report['labels']}: {report['items']} items; not asked: "
+        f"{skipped['unlabelled']} unlabelled, {skipped['singleton_label']} alone with their label.\n"
+        f"Hubness of the top-{hub['k']} lists: the most frequent item is in {hub['max_occurrence']} of "
+        f"{hub['lists']} lists ({hub['max_share']:.1%}), k-occurrence skewness {hub['skewness']:.2f}; "
+        f"most frequent: {top}"
+    )
+    table = _group_table(f"same-label · k={report['k']}", report["metrics"], report["per_label"], "label")
+    return Group(table, Text(notes))
+
+
+def render_text_to_item(report: dict[str, Any]) -> Group:
+    """R@1/5/10 and MRR over all queries and per language."""
+    title = f"text-to-item · mode {report['mode']}"
+    table = _group_table(title, report["metrics"], report["per_language"], "language")
+    notes = (
+        f"{report['library']}, queries {report['queries_file']}: R@k = a right item within the first k "
+        f"results; MRR over the first {report['depth']}"
+    )
+    return Group(table, Text(notes))

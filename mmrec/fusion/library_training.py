@@ -34,13 +34,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from mmrec.errors import LibraryError
+from mmrec.evaluate.metrics import recall_at_ranks, target_ranks
 from mmrec.fusion.bridges import BRIDGE_SOURCES, BRIDGE_TARGETS, Bridge
 from mmrec.fusion.fusion import Fusion, model_blocks, pick_device, trained_version
 from mmrec.fusion.model import SET_MODALITY
 from mmrec.fusion.training import train_fusion
+from mmrec.modalities import text_blocks
 
 Item = dict[str, np.ndarray]
-QUERY_BLOCKS = ("text", "tags", "vtags", "speech")
+QUERY_BLOCKS = text_blocks()
 KS = (1, 5, 10)
 MAX_EVAL_ITEMS = 2000
 FILL_TARGET = "text"
@@ -195,10 +197,8 @@ def train_bridge(
 
 
 def recall(scores: np.ndarray) -> dict[str, float]:
-    """Recall@k when query i's relevant item is gallery column i; ties count against (all-zero scores
-    must not look perfect)."""
-    rank = (scores >= np.diag(scores)[:, None]).sum(axis=1) - 1
-    return {f"R@{k}": round(float(np.mean(rank < k)), 4) for k in KS}
+    """Recall@k when query i's relevant item is gallery column i; ties count against."""
+    return recall_at_ranks(target_ranks(scores, np.arange(len(scores))), KS)
 
 
 def text_to_image_recall(store: VectorSource, fusion: Fusion, keys: Sequence[int]) -> dict[str, float]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mmrec import modalities
 from mmrec.fusion import Fusion, FusionInputError
 
-DIMS = {"frames": 12, "audio": 6, "speech": 8, "text": 8, "tags": 8, "vtags": 8}
+DIMS = modalities.block_dims({"frames": 12, "audio": 6, "text": 8})  # every modality of the table
 
 
 def unit(rng: np.random.Generator, *shape: int) -> np.ndarray:
@@ -95,13 +96,15 @@ def test_text_only_query_ranks_by_mean_text_cosine(fusion: Fusion) -> None:
     items = [random_item(rng, list(DIMS)) for _ in range(30)]
     fused, _ = fusion.fuse(items)
     q = unit(rng, DIMS["text"])
-    text_blocks = ["speech", "text", "tags", "vtags"]
+    text_blocks = modalities.text_blocks()
     query = fusion.query_vector({m: q for m in text_blocks})
     assert np.linalg.norm(query) == pytest.approx(1.0, abs=1e-6)
     scores = fused @ query
     mean_cos = np.array([np.mean([float(it[m][0] @ q) for m in text_blocks]) for it in items])
-    # every item has all 6 modalities (w = 1/6), the query 4 blocks (w = 1/4): score = 4 sqrt(1/24) mean cos
-    np.testing.assert_allclose(scores, 4 * np.sqrt(1 / 24) * mean_cos, atol=1e-5)
+    # every item has all n modalities (w = 1/n), the query its t text blocks (w = 1/t):
+    # score = t sqrt(1/(n t)) mean cos (today n = 6, t = 4)
+    n, t = len(DIMS), len(text_blocks)
+    np.testing.assert_allclose(scores, t * np.sqrt(1 / (n * t)) * mean_cos, atol=1e-5)
     assert list(np.argsort(-scores)) == list(np.argsort(-mean_cos))
 
 
