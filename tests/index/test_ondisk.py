@@ -11,6 +11,7 @@ import faiss
 import numpy as np
 import pytest
 
+from mmrec.check import check_library
 from mmrec.fusion import Fusion
 from mmrec.index import choice as choice_mod
 from mmrec.index import integrity
@@ -185,6 +186,16 @@ def test_auto_choice_goes_on_disk_when_memory_is_short(
         assert isinstance(reader.index, OnDiskIndex) and len(reader) == 1199
         assert reader.search(items[17].fused, 1)[1][0, 0] != keys[17]
         assert keys[18] not in reader.search(items[18].fused, 20)[1][0]
+        li.sync()  # the writer saves the change: a delta and a tombstone next to the linked shard
+        assert not [p for p in check_library(tmp_path / "lib").problems if p.part == "index"]
+        version = resolve(tmp_path / "lib" / "index")
+        assert version is not None
+        shard = version / "shard-0000.faiss"
+        raw = bytearray(shard.read_bytes())
+        raw[-100] ^= 0xFF
+        shard.write_bytes(bytes(raw))
+        found = [p for p in check_library(tmp_path / "lib").problems if p.part == "index"]
+        assert [p.code for p in found] == ["index-unreadable"] and "checksum mismatch" in found[0].message
     finally:
         store.close()
 
