@@ -173,6 +173,10 @@ def run_one(
         if nprobe != default:
             index.nprobe = nprobe
             row[f"reranked_nprobe{nprobe}"] = measure(index, q, truth, args.k)
+    index.nprobe = default
+    for factor in args.rerank:
+        index.rerank = factor
+        row[f"reranked_x{factor}"] = measure(index, q, truth, args.k)
     row["load_after_search"] = load()
     row["peak_rss_bytes_after_search"] = peak_rss()
     print(json.dumps(row), flush=True)
@@ -192,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--local-dim", type=int, default=32)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--nprobe", type=lambda v: [int(x) for x in v.split(",") if x], default=[64, 256])
+    ap.add_argument("--rerank", type=lambda v: [int(x) for x in v.split(",") if x], default=[50])
     ap.add_argument("--shard-bytes", type=int, default=2 << 30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", action="store_true", help="keep the vector file")
