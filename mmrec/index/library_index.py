@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,6 +37,7 @@ from mmrec.index.integrity import Verify
 from mmrec.index.ondisk import OnDiskIndex, batch_rows, train_size
 from mmrec.index.vector_index import VectorIndex, VectorIndexError
 
+_log = logging.getLogger(__name__)
 INDEX_FOLDER = "index"
 _CHUNK = 65_536
 AnyIndex = VectorIndex | OnDiskIndex
@@ -195,7 +196,8 @@ class LibraryIndex:
             dim = int(first[1].shape[1])
             choice = self._choose(dim, max(len(everything), 1), factory)
             if choice is not None:
-                print(f"index: {choice.factory} -- {choice.reason}", file=sys.stderr)
+                # logged, and kept in the meta: describe()["choice"] is what `mmrec reindex`/`info` print
+                _log.info("index: %s -- %s", choice.factory, choice.reason)
             chosen = factory or (choice.factory if choice is not None else None)
             if chosen is not None and is_ondisk(chosen):
                 index = self._build_ondisk(dim, chosen, everything)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,7 +160,7 @@ def test_remove_and_update_leave_no_stale_vector(
 
 
 def test_auto_choice_goes_on_disk_when_memory_is_short(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     roomy = choose_index(512, 1_000_000, available_bytes=64 << 30)
     assert roomy.factory == "HNSW32,Flat" and not roomy.on_disk
@@ -174,8 +175,9 @@ def test_auto_choice_goes_on_disk_when_memory_is_short(
     try:
         items = make_items(fusion, [f"x{i}" for i in range(1200)], seed=3)
         keys = store.commit_items(items, fusion.version)
-        li = LibraryIndex.open(store)
-        said = capsys.readouterr().err
+        with caplog.at_level(logging.INFO, logger="mmrec.index.library_index"):
+            li = LibraryIndex.open(store)
+        said = caplog.text
         assert "index: ondisk:IVF256,PQ9 -- in-RAM IVF-PQ would need" in said
         assert isinstance(li.index, OnDiskIndex) and li.describe()["choice"].startswith("in-RAM IVF-PQ")
         _, got = li.search(items[17].fused, 1)  # re-ranked with the stored fused vectors
