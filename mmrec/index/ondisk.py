@@ -42,6 +42,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mmrec.index.atomic import TEMP_PREFIX, read_folder, resolve, write_folder_atomically
 from mmrec.index.choice import ONDISK_PREFIX, strip_ondisk
@@ -316,7 +317,7 @@ class OnDiskIndex:
         return out
 
     # ---- writes -------------------------------------------------------------------------------
-    def _check(self, ids: Any, vecs: Any | None) -> tuple[np.ndarray, np.ndarray | None]:
+    def _check(self, ids: ArrayLike, vecs: ArrayLike | None) -> tuple[np.ndarray, np.ndarray | None]:
         ids_arr = np.ascontiguousarray(np.asarray(ids).reshape(-1))
         if ids_arr.size and not np.issubdtype(ids_arr.dtype, np.integer):
             raise VectorIndexError(f"ids: expected integers, got dtype {ids_arr.dtype}")
@@ -340,7 +341,7 @@ class OnDiskIndex:
             live |= s.holds(ids)
         return live
 
-    def add(self, ids: Any, vecs: Any) -> None:
+    def add(self, ids: ArrayLike, vecs: ArrayLike) -> None:
         """Add new ids (into the in-memory delta); an id already present is an error (use :meth:`upsert`)."""
         ids_arr, v = self._check(ids, vecs)
         assert v is not None
@@ -355,7 +356,7 @@ class OnDiskIndex:
             self._delta.add_with_ids(v, ids_arr)
             self._delta_ids.update(int(i) for i in ids_arr)
 
-    def remove(self, ids: Any) -> int:
+    def remove(self, ids: ArrayLike) -> int:
         """Remove ids (unknown ones are ignored): tombstones in shards, real removal from the delta."""
         ids_arr, _ = self._check(ids, None)
         with self._lock.write():
@@ -375,7 +376,7 @@ class OnDiskIndex:
             removed.update(in_delta)
         return len(removed)
 
-    def upsert(self, ids: Any, vecs: Any) -> None:
+    def upsert(self, ids: ArrayLike, vecs: ArrayLike) -> None:
         """Replace the vectors of existing ids and add new ones: the old copies become tombstones."""
         ids_arr, v = self._check(ids, vecs)
         assert v is not None
@@ -385,7 +386,7 @@ class OnDiskIndex:
 
     # ---- search -------------------------------------------------------------------------------
     def search(
-        self, queries: Any, k: int, allowed: np.ndarray | None = None
+        self, queries: ArrayLike, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k ids per query over every shard and the delta, optionally restricted to ``allowed``;
         re-scored exactly by :attr:`reranker` when set. Padding: id -1, score -inf (ip) / +inf (l2)."""
