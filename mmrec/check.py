@@ -423,8 +423,8 @@ def _check_fusion(store: LibraryStore, manifest: dict, found: _Findings) -> None
 
 # ====================================================================== index
 def _check_index(store: LibraryStore, found: _Findings) -> None:
-    from mmrec.index.library_index import INDEX_FOLDER, LibraryIndex
-    from mmrec.index.vector_index import VectorIndex, VectorIndexError
+    from mmrec.index.library_index import INDEX_FOLDER, LibraryIndex, load_index
+    from mmrec.index.vector_index import VectorIndexError
 
     found.checked.append("index")
     folder = store.path / INDEX_FOLDER
@@ -437,7 +437,7 @@ def _check_index(store: LibraryStore, found: _Findings) -> None:
         dtype=np.int64,
     )
     try:
-        index = VectorIndex.load(folder)
+        index = load_index(folder, verify="full")  # big-index: every checksum block (loads sample them)
     except VectorIndexError as exc:
         if len(keys):
             found.add("index-unreadable", "index", folder, str(exc).split(": ", 1)[-1][:300], fix, True)

@@ -141,7 +141,12 @@ def items(library: Path, as_json: bool, offset: int, limit: int, kind: str | Non
 @click.command("reindex")
 @library_option
 @json_option
-@click.option("--factory", default=None, help='FAISS factory string, e.g. "HNSW32,Flat"; default: automatic.')
+@click.option(
+    "--factory",
+    default=None,
+    help='FAISS factory string, e.g. "HNSW32,Flat", or "ondisk:IVF4096,PQ64" for memory-mapped shard '
+    "files (indexes larger than RAM); default: automatic by size and free memory, printed.",
+)
 def reindex(library: Path, as_json: bool, factory: str | None) -> None:
     """Rebuild the FAISS index from the stored fused vectors."""
     described = _open(library).reindex(factory=factory).to_dict()

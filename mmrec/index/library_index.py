@@ -3,25 +3,60 @@
 The index folder's meta records the store sequence number it reflects. ``open`` loads the folder and
 calls :meth:`LibraryIndex.sync`, which applies ``store.changes_since(seq)``; so a crash between a store
 commit and the index save is repaired on the next open without a rebuild.
+
+A rebuild asks ``mmrec.index.choice.choose_index`` (size, width, available RAM) unless a factory is
+given; when the answer is on disk (``ondisk:...``) the index is trained on a random sample of the
+stored vectors and filled batch by batch from ``vectors/fused.f32`` (:class:`OnDiskIndex`), and its
+searches are re-ranked with the stored full-width vectors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import faiss
 import numpy as np
 
 from mmrec.errors import IndexUnavailableError, LibraryError
-from mmrec.index.atomic import resolve
-from mmrec.index.choice import DEFAULT_EXACT_THRESHOLD
+from mmrec.index.atomic import read_folder, resolve
+from mmrec.index.choice import (
+    DEFAULT_EXACT_THRESHOLD,
+    IndexChoice,
+    choose_index,
+    is_ondisk,
+    ivf_lists,
+    strip_ondisk,
+)
+from mmrec.index.integrity import Verify
+from mmrec.index.ondisk import OnDiskIndex, batch_rows, train_size
 from mmrec.index.vector_index import VectorIndex, VectorIndexError
 
+_log = logging.getLogger(__name__)
 INDEX_FOLDER = "index"
 _CHUNK = 65_536
+AnyIndex = VectorIndex | OnDiskIndex
+
+
+def load_index(folder: str | Path, use_gpu: bool | None = None, verify: Verify = "sampled") -> AnyIndex:
+    """Load whichever kind of index the current version of ``folder`` holds (in memory or on disk)."""
+    folder = Path(folder)
+
+    def kind(version: Path) -> str:
+        return str(json.loads((version / "meta.json").read_text()).get("kind", "memory"))
+
+    try:
+        found = read_folder(folder, kind)
+    except (OSError, ValueError) as exc:
+        raise VectorIndexError(f"{folder}: not a readable index folder ({exc})") from exc
+    if found == OnDiskIndex.kind:
+        return OnDiskIndex.load(folder, verify=verify)
+    return VectorIndex.load(folder, use_gpu=use_gpu, verify=verify)
 
 
 class FusedSource(Protocol):
@@ -42,7 +77,7 @@ class LibraryIndex:
     def __init__(
         self,
         store: FusedSource,
-        index: VectorIndex | None,
+        index: AnyIndex | None,
         factory: str | None = None,
         use_gpu: bool | None = None,
         exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
@@ -55,6 +90,12 @@ class LibraryIndex:
         self.exact_threshold = exact_threshold
         self._write = threading.Lock()
         self._seq = int(index.meta.get("seq", 0)) if index is not None else 0
+        self._attach(index)
+
+    def _attach(self, index: AnyIndex | None) -> None:
+        """On-disk indexes re-score their candidates with the stored full-width vectors."""
+        if isinstance(index, OnDiskIndex):
+            index.reranker = self.store.fused
 
     @classmethod
     def open(
@@ -67,10 +108,10 @@ class LibraryIndex:
         """For writers: load ``index/`` and catch up with the store (saving), or build it when missing,
         unreadable or of another factory. Readers use :meth:`load`."""
         folder = Path(store.path) / INDEX_FOLDER
-        index: VectorIndex | None = None
+        index: AnyIndex | None = None
         if resolve(folder) is not None:
             try:
-                index = VectorIndex.load(folder, use_gpu=use_gpu)
+                index = load_index(folder, use_gpu=use_gpu)
             except VectorIndexError:
                 index = None  # unreadable: this writer rebuilds it from the store, the source of truth
         if index is not None:
@@ -93,8 +134,8 @@ class LibraryIndex:
         """
         folder = Path(store.path) / INDEX_FOLDER
         try:
-            index: VectorIndex | None = VectorIndex.load(folder, use_gpu=use_gpu)
-        except VectorIndexError as exc:
+            index: AnyIndex | None = load_index(folder, use_gpu=use_gpu)
+        except (VectorIndexError, FileNotFoundError) as exc:
             if next(iter(store.iter_fused(1)), None) is not None:
                 raise IndexUnavailableError(str(store.path), f"the index cannot be read ({exc})") from exc
             index = None  # nothing encoded yet: an empty index, filled as items arrive
@@ -149,19 +190,32 @@ class LibraryIndex:
 
     def _rebuild(self, factory: str | None, save: bool = True) -> dict[str, int]:
         everything, _, seq = self.store.changes_since(0)  # the current seq, and a size estimate
-        index: VectorIndex | None = None
-        for keys, vecs in self.store.iter_fused(_CHUNK):
-            if index is None:
+        first = next(iter(self.store.iter_fused(1)), None)  # the width, without reading a big batch
+        index: AnyIndex | None = None
+        if first is not None:
+            dim = int(first[1].shape[1])
+            choice = self._choose(dim, max(len(everything), 1), factory)
+            if choice is not None:
+                # logged, and kept in the meta: describe()["choice"] is what `mmrec reindex`/`info` print
+                _log.info("index: %s -- %s", choice.factory, choice.reason)
+            chosen = factory or (choice.factory if choice is not None else None)
+            if chosen is not None and is_ondisk(chosen):
+                index = self._build_ondisk(dim, chosen, everything)
+            else:
                 index = VectorIndex.create(
-                    vecs.shape[1],
-                    expected_size=max(len(everything), len(keys)),
-                    factory=factory,
+                    dim,
+                    expected_size=max(len(everything), 1),
+                    factory=chosen,
                     use_gpu=self.use_gpu,
                     exact_threshold=self.exact_threshold,
                 )
-            index.add(keys, vecs)
+                for keys, vecs in self.store.iter_fused(_CHUNK):
+                    index.add(keys, vecs)
+            if choice is not None:
+                index.meta["choice"] = choice.reason
         self.factory = factory
         self.index = index
+        self._attach(index)
         self._seq = seq
         if index is None:  # empty library: nothing to save until the first item arrives
             return {"upserted": 0, "removed": 0, "seq": seq}
@@ -177,6 +231,25 @@ class LibraryIndex:
             if save:
                 self._save()
         return {"upserted": len(index), "removed": 0, "seq": self._seq}
+
+    def _choose(self, dim: int, n: int, factory: str | None) -> IndexChoice | None:
+        """The automatic choice (None when the user named a factory)."""
+        if factory:
+            return None
+        return choose_index(dim, n, self.exact_threshold)
+
+    def _build_ondisk(self, dim: int, factory: str, keys: np.ndarray) -> OnDiskIndex:
+        """Train on a random sample of the stored vectors, then add them in batches (bounded memory)."""
+        n = len(keys)
+        nlist = ivf_lists(n)
+        with contextlib.suppress(RuntimeError):  # a bad factory: OnDiskIndex.train names it
+            nlist = int(faiss.extract_index_ivf(faiss.index_factory(dim, strip_ondisk(factory))).nlist)
+        rng = np.random.default_rng(0)
+        sample_keys = np.sort(rng.choice(keys, size=min(n, train_size(n, nlist, dim)), replace=False))
+        sample = self.store.fused(sample_keys)
+        return OnDiskIndex.build(
+            dim, factory, sample, self.store.iter_fused(batch_rows(dim)), self.folder, meta={}
+        )
 
     def save(self) -> None:
         """Write the index folder now (sync and rebuild already save; this is for explicit callers)."""

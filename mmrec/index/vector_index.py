@@ -15,7 +15,6 @@ Searches return ``(scores, ids)`` of shape (Q, k); missing results are marked wi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,8 @@ import numpy as np
 
 from mmrec.errors import MmrecError
 from mmrec.index.atomic import read_folder, write_folder_atomically
-from mmrec.index.choice import DEFAULT_EXACT_THRESHOLD, DEFAULT_MEMORY_BUDGET, choose_factory
+from mmrec.index.choice import DEFAULT_EXACT_THRESHOLD, DEFAULT_MEMORY_BUDGET, choose_index, is_ondisk
+from mmrec.index.integrity import IndexIntegrityError, Verify, file_record, verify_version
 from mmrec.index.rwlock import ReadWriteLock
 
 _FORMAT = 1
@@ -39,15 +39,6 @@ EXACT_FILTER_LIMIT = 4096  # filtered HNSW searches over at most this many ids a
 # more than the search. On the loaded 2-core machine, similar-by-id over 9 items took 20 ms p50 with
 # 2 threads and 0.6 ms with 1.
 SMALL_SEARCH_WORK = 1 << 25
-
-
-def _file_digest(path: Path) -> str:
-    """``sha256:<hex>`` of a file, read in 1 MiB blocks (OpenSSL's SHA-256 runs at GB/s)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
 
 
 class VectorIndexError(MmrecError, ValueError):
@@ -135,7 +126,16 @@ class VectorIndex:
         """An empty index: ``factory`` if given, else the automatic choice (see ``mmrec.index.choice``)."""
         if metric not in _METRICS:
             raise VectorIndexError(f"metric {metric!r}: expected one of {sorted(_METRICS)}")
-        chosen = factory or choose_factory(dim, expected_size, exact_threshold, memory_budget_bytes)
+        if factory and is_ondisk(factory):
+            raise VectorIndexError(
+                f"factory {factory!r}: an on-disk index is built from stored vectors (mmrec.index.ondisk)"
+            )
+        chosen = (
+            factory
+            or choose_index(
+                dim, expected_size, exact_threshold, memory_budget_bytes, allow_ondisk=False
+            ).factory
+        )
         try:
             inner = faiss.index_factory(int(dim), chosen, _METRICS[metric])
         except RuntimeError as exc:
@@ -146,6 +146,9 @@ class VectorIndex:
                 "https://github.com/facebookresearch/faiss/wiki/The-index-factory for the syntax"
             ) from exc
         _set_ef_construction(inner, DEFAULT_EF_CONSTRUCTION)
+        ivf = faiss.try_extract_index_ivf(inner)
+        if ivf is not None and hasattr(faiss.downcast_index(ivf), "do_polysemous_training"):
+            faiss.downcast_index(ivf).do_polysemous_training = False  # see mmrec.index.ondisk.no_polysemous
         index = inner
         if _mode_for(chosen) == "native" and not chosen.upper().startswith("IVF"):
             index = faiss.IndexIDMap2(inner)  # the Python wrapper keeps ``inner`` alive
@@ -468,16 +471,16 @@ class VectorIndex:
                     np.save(tmp / "labels.npy", self._labels)
                 else:
                     np.save(tmp / "ids.npy", self.ids())
-                # checksums of every file, verified on load: a file damaged in place is refused,
-                # never searched (published versions are never modified, so they must match)
-                meta["checksums"] = {f.name: _file_digest(f) for f in sorted(tmp.iterdir())}
+                # checksums of every file (per 8 MiB block, mmrec.index.integrity), verified on load:
+                # a file damaged in place is refused, never searched (published versions never change)
+                meta["files"] = {f.name: file_record(f) for f in sorted(tmp.iterdir())}
                 (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
 
             return write_folder_atomically(folder, write)
 
     @classmethod
-    def load(cls, folder: str | Path, use_gpu: bool | None = None) -> VectorIndex:
-        """Read the current version of a folder written by :meth:`save`.
+    def load(cls, folder: str | Path, use_gpu: bool | None = None, verify: Verify = "sampled") -> VectorIndex:
+        """Read the current version of a folder written by :meth:`save` (``verify``: see ``mmrec.index.integrity``).
 
         Read-only: a save in another process at the same moment is either not seen yet or seen
         whole (see ``mmrec.index.atomic``); nothing in the folder is repaired or removed here.
@@ -488,9 +491,14 @@ class VectorIndex:
             meta = json.loads((version / "meta.json").read_text())
             if meta.get("format") != _FORMAT:
                 raise VectorIndexError(f"{version / 'meta.json'}: unsupported format {meta.get('format')!r}")
-            for name, digest in (meta.get("checksums") or {}).items():
-                if _file_digest(version / name) != digest:
-                    raise VectorIndexError(f"{version / name}: checksum mismatch (the file was damaged)")
+            if meta.get("kind", "memory") != "memory":
+                raise VectorIndexError(
+                    f"{version / 'meta.json'}: a {meta['kind']} index (load it with load_index)"
+                )
+            try:
+                verify_version(version, meta, verify)
+            except IndexIntegrityError as exc:
+                raise VectorIndexError(str(exc)) from exc
             index = faiss.read_index(str(version / "index.faiss"))
             labels = ids = None
             if _mode_for(meta["factory"]) == "tombstone":
