@@ -52,13 +52,57 @@ class Tag:
 
 
 @dataclass(frozen=True)
+class SpeechSignals:
+    """The recogniser's own evidence that a clip holds speech (see ``encoders.speech_gate``).
+
+    A signal is None when it could not be measured: no voice activity means the recogniser never
+    ran (no log-probabilities), and a recogniser without a VAD has no ``vad_share``.
+    """
+
+    no_speech_prob: float | None  # Whisper's p(<|nospeech|>) for the window(s) that gave the text
+    avg_logprob: float | None  # mean log-probability of the decoded tokens (token-weighted)
+    compression_ratio: float | None  # len(text) / len(zlib(text)): high means looping, repeated text
+    vad_share: float | None  # share of the clip that the voice-activity detector calls speech
+    words: int  # distinct words heard (a looped word counts once); each CJK character is one word
+    duration_s: float
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SpeechGate:
+    """Whether a transcript is kept, why, and the signals the decision used.
+
+    ``heard`` is what the recogniser decoded, kept even when the gate drops it, so a user can see
+    what was thrown away (for example "Hmm" heard in music).
+    """
+
+    kept: bool
+    reason: str  # "speech" when kept, else the first failed test with its numbers
+    signals: SpeechSignals
+    heard: str = ""
+    version: str = "1"  # of the thresholds (encoders.speech_gate.GATE_VERSION)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kept": self.kept,
+            "reason": self.reason,
+            "heard": self.heard,
+            "version": self.version,
+            "signals": self.signals.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
 class Transcript:
-    """What a speech recogniser heard in an audio track."""
+    """What a speech recogniser heard in an audio track (empty, has_speech False, when the gate drops it)."""
 
     text: str
     language: str | None  # ISO 639-1 code, None when no speech was found
     language_probability: float
     has_speech: bool
+    gate: SpeechGate | None = None  # None from recognisers that do not gate
 
 
 @runtime_checkable

@@ -409,6 +409,7 @@ class Library:
             visual_tags=[(str(lbl), float(s)) for lbl, s in meta.get("visual_tags") or []],
             transcript=meta.get("transcript"),
             language=meta.get("language"),
+            speech_gate=meta.get("speech_gate"),
         )
 
     def media_path(self, item_id: str) -> Path:
@@ -854,6 +855,7 @@ def inspect_file(
         language_probability=meta.get("language_probability"),
         vectors=vectors,
         warnings=[str(w) for w in media.warnings],
+        speech_gate=meta.get("speech_gate"),
     )
 
 

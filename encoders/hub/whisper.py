@@ -4,18 +4,34 @@ One decoder step after ``<|startoftranscript|>`` gives both numbers Whisper was 
 there: the distribution over language tokens (language detection) and the probability of the
 no-speech token. Both come from the same logits, so language detection costs one short forward
 per window; the transcript is then decoded greedily in the detected language.
+
+The transcript then passes the same speech gate as the bundled recogniser (``encoders.speech_gate``):
+the no-speech probability comes from that first step, the mean token log-probability from one
+teacher-forced pass over the decoded tokens, the compression ratio and word count from the text, and
+the VAD share from faster-whisper's Silero VAD where that package is installed (else the VAD test is
+skipped and the signal reads None).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import torch
 
-from encoders.base import EncoderInfo, Transcript
+from encoders.base import EncoderInfo, SpeechGate, SpeechSignals, Transcript
 from encoders.hub.common import ADAPTER_VERSION, check_waveform, load_transformers_model
 from encoders.hub.source import resolve_source
+from encoders.speech_gate import (
+    DEFAULT_THRESHOLDS,
+    GATE_VERSION,
+    GateThresholds,
+    compression_ratio,
+    count_words,
+    decide,
+    vad_share,
+)
 
 ROLE = "speech"
 _LANG_TOKEN = re.compile(r"^<\|([a-z]{2,3})\|>$")
@@ -36,10 +52,12 @@ class WhisperRecognizer:
         self,
         source: str,
         device: str = "auto",
-        no_speech_threshold: float = 0.6,
+        no_speech_threshold: float | None = None,
         max_windows: int | None = None,
         batch_size: int = 4,
+        thresholds: GateThresholds = DEFAULT_THRESHOLDS,
     ) -> None:
+        """``no_speech_threshold``, when given, replaces ``thresholds.max_no_speech_prob``."""
         from transformers import WhisperForConditionalGeneration
 
         self.src = resolve_source(ROLE, source)
@@ -51,7 +69,9 @@ class WhisperRecognizer:
         fe = self.processor.feature_extractor
         self.sample_rate = int(fe.sampling_rate)
         self.window = int(fe.n_samples)
-        self.no_speech_threshold = float(no_speech_threshold)
+        if no_speech_threshold is not None:
+            thresholds = replace(thresholds, max_no_speech_prob=float(no_speech_threshold))
+        self.thresholds = thresholds
         self.max_windows = max_windows
         self.batch_size = max(1, int(batch_size))
         gen = self.model.generation_config
@@ -65,6 +85,15 @@ class WhisperRecognizer:
             else config.decoder_start_token_id
         )
         self._no_speech_id = self._find_no_speech_id()
+        self._special_ids = torch.tensor(sorted(self.processor.tokenizer.all_special_ids), dtype=torch.long)
+        self._eot = int(self.processor.tokenizer.convert_tokens_to_ids("<|endoftext|>"))
+        # Tokens generate() never lets the text contain: every special token but end-of-text, and the
+        # config's suppress list. Scoring keeps them out too, so log-probabilities match the decode.
+        never = {int(i) for i in self._special_ids.tolist() if int(i) != self._eot}
+        never |= {int(i) for i in (getattr(gen, "suppress_tokens", None) or [])}
+        self._suppressed = torch.tensor(
+            sorted(i for i in never if 0 <= i < int(config.vocab_size)), dtype=torch.long
+        )
         self.info = EncoderInfo(
             modality="speech",
             model=self.src.name,
@@ -75,6 +104,7 @@ class WhisperRecognizer:
                 "family": "whisper",
                 "revision": self.src.revision,
                 "languages": str(len(self._lang_tokens)) if self.multilingual else "en",
+                "speech_gate": GATE_VERSION,  # not in key(): a gated library opens as before
             },
         )
 
@@ -112,15 +142,48 @@ class WhisperRecognizer:
             lang = np.ones((n, 1), dtype=np.float64)
         return np.asarray(no_speech, dtype=np.float64), np.asarray(lang, dtype=np.float64)
 
+    @property
+    def no_speech_threshold(self) -> float:
+        return self.thresholds.max_no_speech_prob
+
     @torch.inference_mode()
-    def _decode(self, feats: torch.Tensor, lang_token: str | None) -> list[str]:
+    def _decode(self, feats: torch.Tensor, lang_token: str | None) -> list[tuple[str, float | None, int]]:
+        """Greedy text per window, with the mean log-probability of its tokens and their count."""
         kwargs: dict[str, object] = {}
         if lang_token is not None:
             kwargs = {"language": lang_token, "task": "transcribe"}
         ids = self.model.generate(input_features=feats, **kwargs)
         if not isinstance(ids, torch.Tensor):
             ids = ids.sequences
-        return [t.strip() for t in self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        texts = [t.strip() for t in self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        if ids.shape[1] == 0 or int(ids[0, 0]) != self._sot:  # transformers 5 returns no prompt tokens
+            prompt = torch.tensor(self._prompt(lang_token), dtype=ids.dtype, device=ids.device)
+            ids = torch.cat([prompt.expand(ids.shape[0], -1), ids], dim=1)
+        return [(t, lp, n) for t, (lp, n) in zip(texts, self._token_logprobs(feats, ids), strict=True)]
+
+    def _prompt(self, lang_token: str | None) -> list[int]:
+        """The decoder prompt generate() forced: <|startoftranscript|> [<|lang|> <|transcribe|>] <|notimestamps|>."""
+        gen = self.model.generation_config
+        prompt = [self._sot]
+        if lang_token is not None:
+            prompt += [int(gen.lang_to_id[lang_token]), int(gen.task_to_id["transcribe"])]
+        no_ts = getattr(gen, "no_timestamps_token_id", None)
+        return prompt + ([int(no_ts)] if no_ts is not None else [])
+
+    def _token_logprobs(self, feats: torch.Tensor, ids: torch.Tensor) -> list[tuple[float | None, int]]:
+        """Teacher-forced log p of each decoded text token and of the first end-of-text (Whisper's own
+        average counts it too); the prompt tokens and the padding after the end are left out."""
+        logits = self.model(input_features=feats, decoder_input_ids=ids[:, :-1]).logits.float()
+        logits[..., self._suppressed.to(logits.device)] = float("-inf")  # as generate() did
+        target = ids[:, 1:]
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, target[..., None])[..., 0].cpu()
+        target = target.cpu()
+        is_eot = target == self._eot
+        first_eot = is_eot & (torch.cumsum(is_eot.long(), dim=1) == 1)
+        mask = (~torch.isin(target, self._special_ids)) | first_eot
+        counts = mask.sum(dim=1)
+        sums = torch.where(mask, logp, torch.zeros_like(logp)).sum(dim=1)  # prompt targets are -inf
+        return [(float(s / c) if c else None, int(c)) for s, c in zip(sums, counts, strict=True)]
 
     def detect_language(self, waveform: np.ndarray) -> tuple[str | None, float, float]:
         """(language code, its probability, lowest per-window no-speech probability) without decoding text."""
@@ -129,6 +192,10 @@ class WhisperRecognizer:
         return code, prob, no_speech
 
     def _detect(self, wave: np.ndarray) -> tuple[torch.Tensor, str | None, float, float]:
+        feats, code, prob, no_speech = self._detect_windows(wave)
+        return feats, code, prob, float(no_speech.min())
+
+    def _detect_windows(self, wave: np.ndarray) -> tuple[torch.Tensor, str | None, float, np.ndarray]:
         feats = self._features(self._windows(wave))
         steps = [
             self._first_step(feats[s : s + self.batch_size])
@@ -140,17 +207,48 @@ class WhisperRecognizer:
         mix = (weights[:, None] * lang).sum(axis=0) / weights.sum()
         best = int(np.argmax(mix))
         code = language_code(self._lang_tokens[best]) if self.multilingual else "en"
-        return feats, code, float(mix[best]), float(no_speech.min())
+        return feats, code, float(mix[best]), no_speech
 
     def transcribe(self, waveform: np.ndarray) -> Transcript:
-        """Mono float32 at ``sample_rate`` -> text, language (ISO 639-1) and whether anything was said."""
+        """Mono float32 at ``sample_rate`` -> text, language (ISO 639-1) and whether anything was said.
+
+        ``transcript.gate`` says whether the speech gate kept the text, why, and with which signals.
+        """
         wave = check_waveform(waveform, "waveform")
-        feats, code, prob, no_speech = self._detect(wave)
+        duration = round(wave.size / self.sample_rate, 3)
+        share = vad_share(wave) if self.sample_rate == 16000 else None  # Silero VAD runs at 16 kHz
+        if share is not None and share < self.thresholds.min_vad_share:
+            quiet = SpeechSignals(None, None, None, round(share, 4), 0, duration)
+            return _dropped(decide(quiet, "", self.thresholds))
+        feats, code, prob, no_speech = self._detect_windows(wave)
         lang_token = f"<|{code}|>" if self.multilingual else None
-        texts: list[str] = []
+        decoded: list[tuple[str, float | None, int]] = []
         for s in range(0, feats.shape[0], self.batch_size):
-            texts.extend(self._decode(feats[s : s + self.batch_size], lang_token))
-        text = " ".join(t for t in texts if t)
-        if not text or no_speech >= self.no_speech_threshold:
-            return Transcript(text="", language=None, language_probability=0.0, has_speech=False)
-        return Transcript(text=text, language=code, language_probability=prob, has_speech=True)
+            decoded.extend(self._decode(feats[s : s + self.batch_size], lang_token))
+        said = [(i, t, lp, n) for i, (t, lp, n) in enumerate(decoded) if t]
+        text = " ".join(t for _, t, _, _ in said)
+        weights = np.array([max(1, n) for *_, n in said], dtype=np.float64)
+        scored = [(lp, w) for (_, _, lp, _), w in zip(said, weights, strict=True) if lp is not None]
+        signals = SpeechSignals(
+            no_speech_prob=_mean([float(no_speech[i]) for i, *_ in said], weights),
+            avg_logprob=_mean([lp for lp, _ in scored], np.array([w for _, w in scored])),
+            compression_ratio=round(compression_ratio(text), 4) if text else None,
+            vad_share=None if share is None else round(share, 4),
+            words=count_words(text),
+            duration_s=duration,
+        )
+        gate = decide(signals, text, self.thresholds)
+        if not gate.kept:
+            return _dropped(gate)
+        return Transcript(text=text, language=code, language_probability=prob, has_speech=True, gate=gate)
+
+
+def _mean(values: list[float], weights: np.ndarray) -> float | None:
+    """Token-weighted mean over the windows that gave text (None when none did)."""
+    if not values:
+        return None
+    return round(float(np.average(np.asarray(values, dtype=np.float64), weights=weights)), 4)
+
+
+def _dropped(gate: SpeechGate) -> Transcript:
+    return Transcript(text="", language=None, language_probability=0.0, has_speech=False, gate=gate)

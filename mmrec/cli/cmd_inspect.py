@@ -2,7 +2,8 @@
 
 It runs the same stages as the batch encoder (guarded decode, batched encoders) on a batch of
 one, then shows the probe, the sampled frame times, the visual tags, the transcript and its
-language, and each modality's vector with the model that produced it.
+language (or, from the speech gate, why none was kept, with its signals), and each modality's vector
+with the model that produced it.
 """
 
 from __future__ import annotations
@@ -39,11 +40,35 @@ def _print_report(report: dict[str, Any]) -> None:
     if report["visual_tags"]:
         console.print("  visual tags: " + ", ".join(f"{lbl} ({s:.2f})" for lbl, s in report["visual_tags"]))
     if report["has_speech"] is not None:
+        gate = report.get("speech_gate")
         if report["has_speech"]:
             lang = escape(f"[{report['language']} p={report['language_probability']}]")
             console.print(f"  transcript {lang}: {escape(str(report['transcript']))}")
+        elif gate:
+            heard = f"; heard {gate['heard']!r}" if gate.get("heard") else ""
+            console.print(f"  transcript: none, dropped: {escape(str(gate['reason']) + heard)}")
         else:
             console.print("  transcript: no speech detected")
+        if gate:
+            console.print(f"  speech gate: {'kept' if gate['kept'] else 'dropped'} ({gate_signals(gate)})")
+    _print_vectors(report)
+
+
+def gate_signals(gate: dict[str, Any]) -> str:
+    """The gate's signals on one line; a signal that was not measured reads as '-'."""
+    s = gate.get("signals") or {}
+
+    def num(key: str, fmt: str) -> str:
+        return "-" if s.get(key) is None else format(s[key], fmt)
+
+    return (
+        f"VAD share {num('vad_share', '.2f')}, no-speech p {num('no_speech_prob', '.2f')}, "
+        f"avg log-prob {num('avg_logprob', '.2f')}, compression {num('compression_ratio', '.2f')}, "
+        f"words {s.get('words', 0)}"
+    )
+
+
+def _print_vectors(report: dict[str, Any]) -> None:
     table = Table(title="vectors")
     for col in ("modality", "rows", "dim", "model", "norm"):
         table.add_column(col)

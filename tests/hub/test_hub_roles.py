@@ -105,5 +105,16 @@ def test_cuda_roles_match_cpu(clap_dir: Path, sentence_dir: Path, whisper_de_dir
     gpu_text = make_role("text", str(sentence_dir), device="cuda").encode_text(texts)
     assert gpu_text.dtype == np.float32 and np.min(np.sum(cpu_text * gpu_text, axis=1)) >= 0.999
     speech = make_role("speech", str(whisper_de_dir), device="cuda")
-    out = speech.transcribe(wave[:16000])
-    assert out.language == "de" and out.has_speech
+    assert speech.detect_language(wave[:16000])[0] == "de"  # type: ignore[attr-defined]
+    longer = np.tile(wave[:16000], 3)
+    out = speech.transcribe(wave[:16000])  # noise: the speech gate (VAD share) drops it before decoding
+    assert not out.has_speech and out.gate is not None and out.gate.signals.vad_share is not None
+    from encoders.hub.whisper import WhisperRecognizer
+    from encoders.speech_gate import GateThresholds
+
+    opened = GateThresholds(
+        min_vad_share=0.0, min_avg_logprob=-np.inf, max_compression_ratio=np.inf, min_words=0
+    )
+    decoded = WhisperRecognizer(str(whisper_de_dir), device="cuda", thresholds=opened).transcribe(longer)
+    assert decoded.language == "de" and decoded.has_speech and decoded.gate is not None
+    assert decoded.gate.signals.avg_logprob is not None and decoded.gate.signals.avg_logprob > -1.0

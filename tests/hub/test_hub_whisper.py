@@ -1,4 +1,8 @@
-"""Whisper adapter on tiny models whose decoder is rigged (see conftest.build_whisper), fed real speech."""
+"""Whisper adapter on tiny models whose decoder is rigged (see conftest.build_whisper), fed real speech.
+
+The rigged decoders say one letter over and over, which the speech gate rightly drops ("too few
+words"), so the tests of the decoding mechanics open the gate (OPEN) and the gate tests use the default.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import pytest
 
 from encoders.base import SpeechRecognizer
 from encoders.hub.whisper import WhisperRecognizer, language_code
+from encoders.speech_gate import GateThresholds
 
 from .conftest import read_16k  # noqa: TID252
 
@@ -18,9 +23,13 @@ def hello(speech_wav: Path) -> np.ndarray:
     return read_16k(speech_wav)
 
 
+# Every test but the no-speech probability one passes: the decoding mechanics, not the gate, are tested.
+OPEN = GateThresholds(min_vad_share=0.0, min_avg_logprob=-np.inf, max_compression_ratio=np.inf, min_words=0)
+
+
 @pytest.fixture(scope="session")
 def rigged(whisper_de_dir: Path) -> WhisperRecognizer:
-    return WhisperRecognizer(str(whisper_de_dir), device="cpu")
+    return WhisperRecognizer(str(whisper_de_dir), device="cpu", thresholds=OPEN)
 
 
 def test_language_token_parsing() -> None:
@@ -63,11 +72,13 @@ def test_no_speech_token_means_no_speech(whisper_silence_dir: Path, hello: np.nd
     assert no_speech > 0.9
     out = silent.transcribe(hello)
     assert not out.has_speech and out.language is None and out.text == ""
+    assert out.gate is not None and out.gate.reason.startswith("recogniser says no speech")
+    assert out.gate.signals.no_speech_prob is not None and out.gate.signals.no_speech_prob > 0.9
 
 
 def test_english_only_model_reports_english(whisper_english_dir: Path, hello: np.ndarray) -> None:
     """An English-only checkpoint has no language to detect: it says "en" and decodes without a language prompt."""
-    rec = WhisperRecognizer(str(whisper_english_dir), device="cpu", batch_size=2)
+    rec = WhisperRecognizer(str(whisper_english_dir), device="cpu", batch_size=2, thresholds=OPEN)
     assert rec.info.extra["languages"] == "en"
     out = rec.transcribe(np.concatenate([hello] * 8))  # > 30 s: two windows, one batch
     assert out.language == "en" and out.language_probability == 1.0 and out.has_speech
@@ -89,7 +100,7 @@ def test_random_model_matches_transformers(whisper_random_dir: Path, hello: np.n
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    rec = WhisperRecognizer(str(whisper_random_dir), device="cpu")
+    rec = WhisperRecognizer(str(whisper_random_dir), device="cpu", thresholds=OPEN)
     code, prob, no_speech = rec.detect_language(hello)
 
     processor = WhisperProcessor.from_pretrained(whisper_random_dir)
@@ -113,6 +124,38 @@ def test_random_model_matches_transformers(whisper_random_dir: Path, hello: np.n
     expected_text = tok.batch_decode(ids, skip_special_tokens=True)[0].strip()
     assert out.text == (expected_text if out.has_speech else "")
     assert out.has_speech == (bool(expected_text) and expected_no_speech < rec.no_speech_threshold)
+
+
+def test_default_gate_drops_a_one_word_loop(whisper_de_dir: Path, hello: np.ndarray) -> None:
+    """Real speech (high VAD share), a confident decode, but one 'word' repeated: not a transcript."""
+    rec = WhisperRecognizer(str(whisper_de_dir), device="cpu")
+    out = rec.transcribe(hello)
+    assert not out.has_speech and out.text == "" and out.gate is not None
+    assert out.gate.reason == "too few words (1 < 2)" and set(out.gate.heard) == {"h"}
+    signals = out.gate.signals
+    assert signals.vad_share is not None and signals.vad_share > 0.5
+    assert signals.avg_logprob is not None and signals.avg_logprob > -1.0 and signals.words == 1
+
+
+def test_avg_logprob_is_the_decoded_tokens_log_probability(
+    rigged: WhisperRecognizer, whisper_de_dir: Path, hello: np.ndarray
+) -> None:
+    """The rigged decoder ends every position in the same hidden state b (its final norm's bias), so
+    each decoded 'h' has log p = log_softmax(E @ b)['h'] over the tokens generate may emit: the
+    adapter's teacher-forced average must equal that, worked out here from the weights alone."""
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    out = rigged.transcribe(hello)
+    model = WhisperForConditionalGeneration.from_pretrained(whisper_de_dir).eval()
+    tok = WhisperProcessor.from_pretrained(whisper_de_dir).tokenizer
+    eot = tok.convert_tokens_to_ids("<|endoftext|>")
+    with torch.no_grad():
+        logits = model.proj_out.weight.double() @ model.model.decoder.layer_norm.bias.double()
+    allowed = [i for i in range(logits.shape[0]) if i not in set(tok.all_special_ids) or i == eot]
+    h = tok.convert_tokens_to_ids("h")
+    expected = float(torch.log_softmax(logits[allowed], dim=0)[allowed.index(h)])
+    assert out.gate is not None and out.gate.signals.avg_logprob == pytest.approx(expected, abs=1e-3)
 
 
 def test_bad_waveform(rigged: WhisperRecognizer) -> None:

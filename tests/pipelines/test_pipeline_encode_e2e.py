@@ -73,6 +73,11 @@ def test_vectors_and_metadata_per_modality(encoded) -> None:
             "quick brown fox" in hello.metadata["transcript"].lower() and hello.metadata["language"] == "en"
         )
         assert store.vectors("speech", [hello.key])[0].shape == (1, 384)
+        # The speech gate: Big Buck Bunny's music gets no speech block, and both decisions are recorded.
+        assert store.vectors("speech", [video.key]) == [None] and "transcript" not in video.metadata
+        assert (
+            video.metadata["speech_gate"]["kept"] is False and hello.metadata["speech_gate"]["kept"] is True
+        )
         assert store.vectors("frames", [note.key]) == [None]
         fused = store.fused([koala.key, video.key, hello.key, note.key])
         assert np.allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-4)
