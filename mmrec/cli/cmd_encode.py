@@ -35,6 +35,15 @@ from mmrec.cli.common import device_option, json_option, library_option, models_
     is_flag=True,
     help="If another encode is writing to the library, wait for it instead of stopping with an error.",
 )
+@click.option(
+    "--train-fusion",
+    "train_fusion",
+    type=click.Choice(["off", "auto"]),
+    default="off",
+    show_default=True,
+    help="auto: train the fusion once the library holds enough text + image/audio pairs "
+    "(300; see docs/architecture.md). The default fusion is centred on the library either way.",
+)
 @json_option
 def encode(
     media_dir: Path,
@@ -47,10 +56,12 @@ def encode(
     fail_fast: bool,
     retry_failed: bool,
     wait: bool,
+    train_fusion: str,
     as_json: bool,
 ) -> None:
     """Encode every new or changed file under MEDIA_DIR; unchanged files are skipped, deleted ones removed."""
     from pipelines.encode_job import run_encode
+    from pipelines.fusion_select import refresh_library_fusion
 
     summary = run_encode(
         media_dir,
@@ -65,8 +76,10 @@ def encode(
         progress=not as_json,
         wait=wait,
     )
+    # default-fusion: centre the fusion on the library's statistics (or train it) once it is due
+    refresh = refresh_library_fusion(library, train=train_fusion, device=device)
     if as_json:
-        print_json(summary.to_dict())
+        print_json({**summary.to_dict(), "fusion": refresh.to_dict()})
         return
     console = Console()
     table = Table(title=f"encoded into {library}", show_header=False)
@@ -81,6 +94,7 @@ def encode(
         ("elapsed", f"{summary.elapsed_s:.1f} s ({summary.files_per_s:.2f} files/s)"),
         ("stages", ", ".join(f"{k} {v:.1f}s" for k, v in summary.stages_s.items())),
         ("index", summary.index),
+        ("fusion", f"{refresh.action}: {refresh.reason} ({refresh.version})"),
     ):
         table.add_row(name, str(value))
     console.print(table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -18,6 +19,9 @@ from mmrec.fusion.model import SET_MODALITY, AttentionFusion, ordered_modalities
 from mmrec.search import BlockLayout
 
 DEFAULT_VERSION = "default"
+# What a checkpoint holds: ``centred`` is the default fusion plus the library's own per-modality means
+# (no learnt part, refreshed as the library grows); ``trained`` is what ``train-fusion`` makes.
+ORIGINS = ("default", "centred", "trained")
 _FORMAT = 2
 _READABLE_FORMATS = (1, 2)
 
@@ -43,6 +47,10 @@ class Fusion:
     vector before it is normalised: e5/EfficientNet embeddings are anisotropic, all cosines sit in a
     narrow band) and ``bridges`` (text space -> frames/audio block, see :mod:`mmrec.fusion.bridges`).
     The untrained fusion has neither and is the plain block concatenation.
+
+    ``origin`` says where the fusion came from (:data:`ORIGINS`); ``stats`` are the library statistics
+    a ``centred`` fusion's centres were taken from (``{"items": n, "counts": {modality: n}, "taken":
+    unix time}``), which decide when the library has grown enough to take them again.
     """
 
     def __init__(
@@ -56,6 +64,8 @@ class Fusion:
         centers: dict[str, np.ndarray] | None = None,
         bridge_weight: float = 1.0,
         fills: torch.nn.ModuleDict | None = None,
+        origin: str | None = None,
+        stats: dict[str, float | dict[str, int]] | None = None,
     ) -> None:
         self.device = pick_device(device)
         self.model = (model or AttentionFusion(dims)).to(self.device).eval()
@@ -66,6 +76,12 @@ class Fusion:
         self.modalities = list(self.model.modalities)
         self.dims = dict(self.model.dims)
         self.version = version
+        if origin is None:
+            origin = "default" if version == DEFAULT_VERSION else "trained"
+        if origin not in ORIGINS:
+            raise FusionInputError(f"fusion origin {origin!r}: expected one of {list(ORIGINS)}")
+        self.origin = origin
+        self.stats = dict(stats) if stats else None
         self.batch_size = batch_size
         self.slices: dict[str, slice] = {}
         start = 0
@@ -225,6 +241,8 @@ class Fusion:
             "bridge_weight": self.bridge_weight,
             "bridges": _modules_payload(self.bridges),
             "fills": _modules_payload(self.fills),
+            "origin": self.origin,
+            "stats": self.stats,
         }
 
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -250,6 +268,8 @@ class Fusion:
             bridges = _modules_from_payload(payload.get("bridges"))
             fills = _modules_from_payload(payload.get("fills"))
             bridge_weight = float(payload.get("bridge_weight", 1.0))
+            origin = payload.get("origin")  # absent: written by train-fusion before centred fusions
+            stats = payload.get("stats")
         except FileNotFoundError:
             raise
         except Exception as exc:  # corrupt or foreign file
@@ -263,6 +283,8 @@ class Fusion:
             centers=centers,
             bridge_weight=bridge_weight,
             fills=fills,
+            origin=None if origin is None else str(origin),
+            stats=stats,
         )
 
     def state_hash(self) -> str:
@@ -278,6 +300,8 @@ class Fusion:
             buf.write(k.encode())
             buf.write(v.detach().cpu().contiguous().numpy().tobytes())
         buf.write(repr(self.bridge_weight).encode())
+        if self.stats:  # older checkpoints have none, so their hashes are unchanged
+            buf.write(json.dumps({"origin": self.origin, "stats": self.stats}, sort_keys=True).encode())
         return hashlib.sha1(buf.getvalue()).hexdigest()[:10]
 
 
@@ -324,6 +348,7 @@ def trained_version(fusion: Fusion) -> str:
 
 __all__ = [
     "DEFAULT_VERSION",
+    "ORIGINS",
     "Fusion",
     "FusionInputError",
     "ordered_modalities",

@@ -1,0 +1,120 @@
+"""The default fusion, centred on the library's own statistics: no training step, no encoder runs.
+
+E5 and EfficientNet embeddings are anisotropic: every cosine of a modality sits in a narrow band
+(0.60-0.66 for the demo's queries), so whichever item has the most text-ish blocks wins, and a
+block that every item of a kind shares (a hallucinated transcript, the same tag) pulls those items
+together. Subtracting each modality's library mean before normalising (what ``train-fusion`` does
+first) spreads the cosines around 0 and removes that shared pull; it needs nothing but the stored
+modality vectors.
+
+A centred fusion is an ordinary checkpoint (``origin="centred"``, no bridges or fills) whose
+``stats`` record what the centres were taken from, so it is published like a trained one: one
+catalog transaction records its version with every re-fused row (``publish_fusion``), readers
+load it read-only and centre queries the same way.
+
+The rule (:func:`centring_due`), applied by a writer after an encode:
+
+- a library with at least :data:`MIN_ITEMS` ok items and the plain default fusion is centred;
+- a centred library is centred again (from its stored vectors) when its ok items have grown or
+  shrunk by :data:`GROWTH` since the statistics were taken, or when the vectors of one modality
+  have (a modality too rare to centre then counts from :data:`MIN_PER_MODALITY`) and the change is at
+  least :data:`MODALITY_SHARE` of the items (a rare modality doubling from 3 to 6 vectors does not
+  re-fuse a million items);
+- a trained fusion is never touched (its bridges were learnt on its own centres).
+
+Re-centring every doubling costs at most one re-fuse per item on average (1 + 1/2 + 1/4 ...).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmrec.fusion.fusion import Fusion, trained_version
+from mmrec.fusion.library_training import VectorSource, chunked, read_items
+
+MIN_ITEMS = 10
+MIN_PER_MODALITY = 3
+GROWTH = 2.0
+MODALITY_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class CentringStats:
+    """Per-modality means of a library's unit item vectors and how many vectors each came from."""
+
+    centers: dict[str, np.ndarray]
+    counts: dict[str, int]
+    items: int
+    taken: float
+
+    def as_record(self) -> dict[str, float | dict[str, int]]:
+        """What a checkpoint keeps (``Fusion.stats``): counts, not the centres (they are the weights)."""
+        return {"items": self.items, "counts": dict(self.counts), "taken": self.taken}
+
+
+def modality_means(
+    store: VectorSource, keys: Sequence[int], dims: dict[str, int], chunk: int = 4096
+) -> CentringStats:
+    """Mean of each modality's unit item vectors (frames: the unit mean of the item's frames), read in
+    key chunks (memory bounded by ``chunk``). Modalities with fewer than :data:`MIN_PER_MODALITY`
+    vectors get no centre: the mean of one or two items is those items, and removing it would erase them."""
+    sums = {m: np.zeros(d, dtype=np.float64) for m, d in dims.items()}
+    counts = dict.fromkeys(dims, 0)
+    for part in chunked(keys, chunk):
+        for item in read_items(store, part, list(dims)):
+            for m, v in item.items():
+                pooled = v.mean(axis=0)
+                sums[m] += pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+                counts[m] += 1
+    centers = {m: (sums[m] / counts[m]).astype(np.float32) for m in dims if counts[m] >= MIN_PER_MODALITY}
+    return CentringStats(centers, {m: n for m, n in counts.items() if n}, len(keys), time.time())
+
+
+def centred_fusion(stats: CentringStats, dims: dict[str, int], device: str = "auto") -> Fusion:
+    """The default fusion with ``stats``' centres, versioned ``centred-<UTC time>-<hash>``."""
+    fusion = Fusion(dims, device=device, centers=stats.centers, origin="centred", stats=stats.as_record())
+    fusion.version = "centred-" + trained_version(fusion)
+    return fusion
+
+
+def centring_due(fusion: Fusion, items: int, counts: dict[str, int]) -> str | None:
+    """Why the library (``items`` ok items, ``counts`` vectors per modality) should be (re-)centred now,
+    or None. ``fusion`` is the library's current one."""
+    if fusion.origin == "trained":
+        return None
+    if fusion.origin == "default" or not fusion.stats:
+        return f"{items} items, default fusion" if items >= MIN_ITEMS else None
+    if items < MIN_ITEMS:
+        return None
+    then = int(fusion.stats.get("items", 0) or 0)  # type: ignore[call-overload]
+    if _moved(then, items):
+        return f"items {then} -> {items}"
+    old_counts = fusion.stats.get("counts") or {}
+    assert isinstance(old_counts, dict)
+    for m, n in sorted(counts.items()):
+        if m not in fusion.dims or abs(n - int(old_counts.get(m, 0))) < MODALITY_SHARE * items:
+            continue
+        before = int(old_counts.get(m, 0)) if m in fusion.centers else 0
+        if (m in fusion.centers or n >= MIN_PER_MODALITY) and _moved(max(before, MIN_PER_MODALITY - 1), n):
+            return f"{m} vectors {int(old_counts.get(m, 0))} -> {n}"
+    return None
+
+
+def _moved(before: int, now: int) -> bool:
+    return now >= GROWTH * max(before, 1) or now * GROWTH <= before
+
+
+__all__ = [
+    "GROWTH",
+    "MIN_ITEMS",
+    "MODALITY_SHARE",
+    "MIN_PER_MODALITY",
+    "CentringStats",
+    "centred_fusion",
+    "centring_due",
+    "modality_means",
+]
