@@ -36,6 +36,7 @@ from mmrec.results import (
     CommentAnalysis,
     DescribeResult,
     Failure,
+    HubnessInfo,
     IndexInfo,
     IngestResult,
     InspectReport,
@@ -358,6 +359,26 @@ class Library:
             fusion_version=str(self.store.fusion_version() or "default"),
             index=index,
             index_error=index_error,
+            hubness=self._hubness(),
+        )
+
+    def _hubness(self) -> HubnessInfo | None:
+        """Hubness of the fused vectors on a bounded sample (read-only, a few hundred ms at most)."""
+        from mmrec.evaluate.hubness import HUBNESS_SAMPLE, library_hubness
+
+        keys = self.store.changes_since(0)[0]
+        if len(keys) < 2:
+            return None
+        found, top_key = library_hubness(self.store, keys, sample=HUBNESS_SAMPLE)
+        top = self.store.get_by_keys([top_key])[0]
+        return HubnessInfo(
+            k=found.k,
+            sample=found.n,
+            items=len(keys),
+            max_occurrence=found.max_occurrence,
+            max_share=found.max_share,
+            skewness=found.skewness,
+            top_item=None if top is None else top.item_id,
         )
 
     def failures(self) -> list[Failure]:

@@ -106,10 +106,11 @@ def refresh_library_fusion(
     train: str = "off",
     device: str = "auto",
     log: Callable[[str], None] | None = None,
+    min_pairs: int = AUTO_TRAIN_PAIRS,
 ) -> FusionRefresh:
     """After an encode: centre the default fusion on the library's own statistics when
     :func:`mmrec.fusion.centring.centring_due` says so, or (``train="auto"``) train the fusion once
-    the library holds :data:`AUTO_TRAIN_PAIRS` text + frames/audio pairs. Everything is re-fused from
+    the library holds ``min_pairs`` (:data:`AUTO_TRAIN_PAIRS`) text + frames/audio pairs. Everything is re-fused from
     stored modality vectors (no encoder runs) and switched in one commit (``publish_fusion``), then
     the index is rebuilt. A library another process is writing is left alone (``busy``): that
     writer's own refresh sees the same rule."""
@@ -132,16 +133,16 @@ def refresh_library_fusion(
             counts = {m: int(v["items"]) for m, v in stats["modalities"].items() if m in fusion.dims}
             dims = dict(fusion.dims)
             keys = [int(r.key) for r in store.items() if r.key is not None]
-            if train == "auto" and fusion.origin != "trained" and items >= AUTO_TRAIN_PAIRS:
+            if train == "auto" and fusion.origin != "trained" and items >= min_pairs:
                 pairs = paired_keys(store, keys, dims, 4096)
                 n_pairs = len(set().union(*pairs.values())) if pairs else 0
-                if n_pairs >= AUTO_TRAIN_PAIRS:
+                if n_pairs >= min_pairs:
                     if log is not None:
-                        log(f"training the fusion: {n_pairs} pairs >= {AUTO_TRAIN_PAIRS}")
+                        log(f"training the fusion: {n_pairs} pairs >= {min_pairs}")
                     trained, report = train_library_fusion(store, dims, device=device, log=log)
                     publish_fusion(store, trained)
                     LibraryIndex.open(store).rebuild()
-                    reason = f"{n_pairs} text + frames/audio pairs >= {AUTO_TRAIN_PAIRS}"
+                    reason = f"{n_pairs} text + frames/audio pairs >= {min_pairs}"
                     return FusionRefresh("trained", reason, trained.version, items, report)
             reason = centring_due(fusion, items, counts)
             if reason is None:

@@ -36,6 +36,14 @@ import numpy as np
 from mmrec.fusion.fusion import Fusion, trained_version
 from mmrec.fusion.library_training import VectorSource, chunked, read_items
 
+# Blocks that are centred by default. frames and audio are compared item to item, where the shared
+# offset only hides differences; speech is centred so that a transcript every clip shares (a
+# recogniser's "Hmm" on music) stops pulling those clips together. text/tags/vtags are left as they are:
+# they are what E5 *queries* are compared with, and centring them on the items' (passages') mean let a
+# two-block Chinese article about cats outrank the giraffe and elephant stamps for the demo's
+# "我喜欢大象和长颈鹿这样的野生动物" (all three, or all but one, centred: the article first each time;
+# docs/architecture.md "mmrec.fusion" has the figures).
+CENTRED_MODALITIES: tuple[str, ...] = ("frames", "audio", "speech")
 MIN_ITEMS = 10
 MIN_PER_MODALITY = 3
 GROWTH = 2.0
@@ -60,8 +68,9 @@ def modality_means(
     store: VectorSource, keys: Sequence[int], dims: dict[str, int], chunk: int = 4096
 ) -> CentringStats:
     """Mean of each modality's unit item vectors (frames: the unit mean of the item's frames), read in
-    key chunks (memory bounded by ``chunk``). Modalities with fewer than :data:`MIN_PER_MODALITY`
-    vectors get no centre: the mean of one or two items is those items, and removing it would erase them."""
+    key chunks (memory bounded by ``chunk``). Only :data:`CENTRED_MODALITIES` get a centre (every
+    modality is counted), and only with at least :data:`MIN_PER_MODALITY` vectors: the mean of one or
+    two items is those items, and removing it would erase them."""
     sums = {m: np.zeros(d, dtype=np.float64) for m, d in dims.items()}
     counts = dict.fromkeys(dims, 0)
     for part in chunked(keys, chunk):
@@ -96,7 +105,11 @@ def centring_due(fusion: Fusion, items: int, counts: dict[str, int]) -> str | No
     old_counts = fusion.stats.get("counts") or {}
     assert isinstance(old_counts, dict)
     for m, n in sorted(counts.items()):
-        if m not in fusion.dims or abs(n - int(old_counts.get(m, 0))) < MODALITY_SHARE * items:
+        if (
+            m not in CENTRED_MODALITIES
+            or m not in fusion.dims
+            or abs(n - int(old_counts.get(m, 0))) < MODALITY_SHARE * items
+        ):
             continue
         before = int(old_counts.get(m, 0)) if m in fusion.centers else 0
         if (m in fusion.centers or n >= MIN_PER_MODALITY) and _moved(max(before, MIN_PER_MODALITY - 1), n):
@@ -109,6 +122,7 @@ def _moved(before: int, now: int) -> bool:
 
 
 __all__ = [
+    "CENTRED_MODALITIES",
     "GROWTH",
     "MIN_ITEMS",
     "MODALITY_SHARE",
