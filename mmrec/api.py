@@ -31,6 +31,7 @@ from mmrec.errors import IndexUnavailableError, InvalidInputError, ItemNotFoundE
 from mmrec.events.reader import ReadResult, parse_rows, read_events
 from mmrec.events.records import CommentRecord, EventRecord
 from mmrec.limits import MAX_ANALYZE_CHARS, MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_QUERY_CHARS, too_long
+from mmrec.modalities import role_of
 from mmrec.recommend.recommender import UnknownUserError
 from mmrec.results import (
     CommentAnalysis,
@@ -373,11 +374,11 @@ class Library:
         top = self.store.get_by_keys([top_key])[0]
         return HubnessInfo(
             k=found.k,
-            sample=found.n,
+            sample=found.lists,
             items=len(keys),
             max_occurrence=found.max_occurrence,
-            max_share=found.max_share,
-            skewness=found.skewness,
+            max_share=round(found.max_share, 4),
+            skewness=round(found.skewness, 3),
             top_item=None if top is None else top.item_id,
         )
 
@@ -842,17 +843,9 @@ def inspect_file(
     media = run_guarded(decode_task, task, timeout_s=timeout_s).media
     (encoded,) = encode_batch([EncodeInput(meta=ItemMeta(), media=media)], model_set)
     described = model_set.describe()
-    role_of = {
-        "frames": "frames",
-        "audio": "audio",
-        "speech": "text",
-        "text": "text",
-        "tags": "text",
-        "vtags": "text",
-    }
     vectors: dict[str, dict[str, Any]] = {}
     for modality, arr in encoded.vectors.items():
-        info = described.get(role_of.get(modality, modality), {})
+        info = described.get(role_of(modality), {})
         vectors[modality] = {
             "rows": int(arr.shape[0]),
             "dim": int(arr.shape[1]),

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from mmrec.errors import LibraryError, MmrecError
+from mmrec.search import block_dims
 from mmrec.store.library import CATALOG, MANIFEST, LibraryStore
 from mmrec.store.records import FUSED
 from mmrec.store.vectors import VectorFile
 
 NORM_TOLERANCE = 1e-3  # every stored row is an L2-normalised float32 vector
 SAMPLE = 64  # fused vectors re-computed / looked up in the index per check
-TEXT_MODALITIES = ("speech", "text", "tags", "vtags")
 MEDIA_KINDS = ("video", "audio", "image")
 
 ThumbnailRepair = Callable[[LibraryStore], object]
@@ -244,13 +244,7 @@ def _catalog_fusion(store: LibraryStore) -> str | None:
 
 
 def _model_dims(manifest: dict) -> dict[str, int]:
-    models = manifest.get("models") or {}
-    dims: dict[str, int] = {}
-    for role, modalities in (("frames", ("frames",)), ("audio", ("audio",)), ("text", TEXT_MODALITIES)):
-        info = models.get(role)
-        if isinstance(info, dict) and int(info.get("dim") or 0) > 0:
-            dims.update(dict.fromkeys(modalities, int(info["dim"])))
-    return dims
+    return block_dims(manifest.get("models") or {})
 
 
 # ====================================================================== vector files

@@ -13,25 +13,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mmrec import modalities
 from mmrec.store import ItemRecord, LibraryStore
 
-# The block order of fused vectors (``mmrec.fusion.model.MODALITIES``; a test keeps them equal).
-FUSED_BLOCK_ORDER: tuple[str, ...] = ("frames", "audio", "speech", "text", "tags", "vtags")
-TEXT_BLOCKS: tuple[str, ...] = ("text", "tags", "vtags", "speech")
+# The block order of fused vectors and the blocks a text query fills (``mmrec.modalities``).
+FUSED_BLOCK_ORDER: tuple[str, ...] = modalities.names()
+TEXT_BLOCKS: tuple[str, ...] = modalities.text_blocks()
 
 
 def block_dims(described: dict[str, Any]) -> dict[str, int]:
     """Fused block widths from EncoderInfo per role (``ModelSet.describe()`` or the manifest's ``models``)."""
-    dims: dict[str, int] = {}
-    for role in ("frames", "audio"):
-        info = described.get(role)
-        if info and int(info.get("dim", 0)) > 0:
-            dims[role] = int(info["dim"])
-    text = described.get("text")
-    if text and int(text.get("dim", 0)) > 0:
-        for m in TEXT_BLOCKS:
-            dims[m] = int(text["dim"])
-    return dims
+    widths = {role: int(info.get("dim") or 0) for role, info in described.items() if isinstance(info, dict)}
+    return modalities.block_dims(widths)
 
 
 class BlockLayout:
@@ -42,7 +35,7 @@ class BlockLayout:
     """
 
     def __init__(self, dims: dict[str, int]) -> None:
-        self.modalities = [m for m in FUSED_BLOCK_ORDER if m in dims]
+        self.modalities = modalities.check_names(dims, "block layout")
         self.dims = {m: int(dims[m]) for m in self.modalities}
         self.slices: dict[str, slice] = {}
         start = 0

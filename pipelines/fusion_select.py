@@ -21,10 +21,8 @@ from mmrec.fusion.library_training import (
     publish_fusion,
     train_library_fusion,
 )
-from mmrec.search import TEXT_BLOCKS, block_dims
+from mmrec.search import block_dims
 from mmrec.store.library import LibraryBusyError, LibraryStore
-
-TEXT_MODALITIES = TEXT_BLOCKS
 
 
 def modality_dims(models: Any) -> dict[str, int]:

@@ -1,6 +1,7 @@
 """Hubness of a library's fused vectors, on a bounded sample so that ``mmrec info`` stays fast.
 
-In high-dimensional anisotropic spaces a few items ("hubs") turn up in almost everyone's nearest
+The statistics are ``mmrec.evaluate.metrics.hubness``'s; this module picks the vectors and
+their neighbour lists. In high-dimensional anisotropic spaces a few items ("hubs") turn up in almost everyone's nearest
 neighbours and crowd out the right answers. Two numbers show it (Radovanović et al., 2010): how often
 the most frequent item appears in the others' top-k lists (N_k max, also as a share of the lists),
 and the skewness of the k-occurrence distribution N_k (0 for a symmetric one; hubs make it large).
@@ -14,10 +15,11 @@ measures the sample's own neighbourhoods, which is what the skewness needs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from mmrec.evaluate.metrics import Hubness, hubness
 
 HUBNESS_K = 10
 HUBNESS_SAMPLE = 1000
@@ -29,43 +31,24 @@ class FusedRows(Protocol):
     def fused(self, keys: Sequence[int]) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
-class Hubness:
-    """k-occurrence statistics of one set of vectors."""
-
-    k: int
-    n: int
-    max_occurrence: int  # how many of the n top-k lists hold the most frequent item
-    max_share: float  # max_occurrence / n
-    skewness: float  # of the k-occurrence distribution
-    top: int  # row of the most frequent item
-
-
-def k_occurrence(vectors: np.ndarray, k: int = HUBNESS_K) -> np.ndarray:
-    """N_k: for each row, in how many other rows' top-k (by inner product, self excluded) it appears."""
+def neighbours(vectors: np.ndarray, k: int = HUBNESS_K) -> np.ndarray:
+    """(n, min(k, n-1)) row indices of each row's nearest other rows by inner product, best first."""
+    vectors = np.asarray(vectors, dtype=np.float32)
     n = len(vectors)
-    if n < 2:
-        return np.zeros(n, dtype=np.int64)
     k = min(k, n - 1)
+    if k < 1:
+        return np.zeros((n, 0), dtype=np.int64)
     scores = vectors @ vectors.T
     np.fill_diagonal(scores, -np.inf)
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    return np.bincount(top.ravel(), minlength=n)
+    order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
+    return np.take_along_axis(top, order, axis=1)
 
 
-def hubness(vectors: np.ndarray, k: int = HUBNESS_K) -> Hubness:
-    """Hubness of unit ``vectors`` (rows); see the module docstring."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    counts = k_occurrence(vectors, k)
-    n = len(counts)
-    if n < 3 or float(counts.std()) == 0.0:
-        skewness = 0.0
-    else:
-        centred = counts - counts.mean()
-        skewness = float(np.mean(centred**3) / np.mean(centred**2) ** 1.5)
-    top = int(np.argmax(counts)) if n else -1
-    peak = int(counts[top]) if n else 0
-    return Hubness(min(k, max(n - 1, 0)), n, peak, round(peak / n, 4) if n else 0.0, round(skewness, 3), top)
+def vector_hubness(vectors: np.ndarray, k: int = HUBNESS_K) -> Hubness:
+    """Hubness of unit ``vectors`` among themselves (``mmrec.evaluate.metrics.hubness``)."""
+    n = len(vectors)
+    return hubness(neighbours(vectors, k), max(n, 1), k=max(1, min(k, n - 1)))
 
 
 def sample_keys(keys: Sequence[int], sample: int = HUBNESS_SAMPLE, seed: int = 0) -> list[int]:
@@ -82,16 +65,9 @@ def library_hubness(
 ) -> tuple[Hubness, int]:
     """Hubness of the fused rows of a seeded sample of ``keys``; returns it and the top item's key."""
     chosen = sample_keys(keys, sample, seed)
-    result = hubness(store.fused(chosen), k)
-    return result, (chosen[result.top] if chosen else -1)
+    result = vector_hubness(store.fused(chosen), k)
+    top = result.top_items[0][0] if result.top_items else 0
+    return result, (chosen[top] if chosen else -1)
 
 
-__all__ = [
-    "HUBNESS_K",
-    "HUBNESS_SAMPLE",
-    "Hubness",
-    "hubness",
-    "k_occurrence",
-    "library_hubness",
-    "sample_keys",
-]
+__all__ = ["HUBNESS_K", "HUBNESS_SAMPLE", "library_hubness", "neighbours", "sample_keys", "vector_hubness"]

@@ -9,6 +9,7 @@ users with relevant items but no hit count as 0. Every function returns the mean
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -108,3 +109,67 @@ def novelty(ranked: Ranked, item_popularity: np.ndarray) -> float:
     p = np.clip(np.asarray(item_popularity, dtype=np.float64), 1e-6, 1.0)
     vals = [float(-np.log2(p[list(top)]).mean()) for top in ranked if len(top) > 0]
     return _mean(vals)
+
+
+@dataclass(frozen=True)
+class Hubness:
+    """How unevenly items appear in others' top-k lists (Radovanović et al., JMLR 2010).
+
+    In high-dimensional spaces a few "hub" items sit in almost every neighbour list; a fused
+    space that is not centred shows it as one item in a large share of all top-10 lists.
+    ``max_occurrence``: lists the most frequent item appears in; ``max_share``: that over the number
+    of lists; ``skewness``: of the k-occurrence counts over all ``n_items`` (0 for a flat spread;
+    values above 1 are usually read as strong hubness); ``top_items``: (item index, count), most first.
+    """
+
+    k: int
+    lists: int
+    max_occurrence: int
+    max_share: float
+    skewness: float
+    top_items: tuple[tuple[int, int], ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "top_items": [list(t) for t in self.top_items]}
+
+
+def k_occurrence(neighbours: np.ndarray, n_items: int, k: int = 10) -> np.ndarray:
+    """How many lists each item index appears in, counting each list's first ``k`` entries.
+
+    ``neighbours`` is (lists, width) of item indices, best first; negative entries are padding
+    (FAISS returns -1 where a list is short) and are ignored, as are repeats inside one list.
+    """
+    nb = np.asarray(neighbours)
+    if nb.ndim != 2:
+        raise ValueError(f"neighbours must be a 2-d array (lists x width), got shape {nb.shape}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if n_items < 1:
+        raise ValueError(f"n_items must be >= 1, got {n_items}")
+    top = nb[:, :k].astype(np.int64)
+    if top.size and int(top.max()) >= n_items:
+        raise ValueError(f"neighbours holds item index {int(top.max())} but n_items is {n_items}")
+    counts = np.zeros(n_items, dtype=np.int64)
+    for row in top:
+        ids = np.unique(row[row >= 0])
+        counts[ids] += 1
+    return counts
+
+
+def hubness(neighbours: np.ndarray, n_items: int, k: int = 10, top: int = 5) -> Hubness:
+    """Hubness of top-k neighbour lists over a catalogue of ``n_items`` (see :class:`Hubness`)."""
+    counts = k_occurrence(neighbours, n_items, k)
+    lists = int(np.asarray(neighbours).shape[0])
+    c = counts.astype(np.float64)
+    std = float(c.std())
+    skew = float(np.mean((c - c.mean()) ** 3) / std**3) if std > 0 else 0.0
+    order = np.argsort(-counts, kind="stable")[:top]
+    best = int(counts.max())
+    return Hubness(
+        k=k,
+        lists=lists,
+        max_occurrence=best,
+        max_share=best / lists if lists else 0.0,
+        skewness=skew,
+        top_items=tuple((int(i), int(counts[i])) for i in order if counts[i] > 0),
+    )

@@ -11,8 +11,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-BRIDGE_TARGETS: tuple[str, ...] = ("frames", "audio")
-BRIDGE_SOURCES: tuple[str, ...] = ("text", "tags", "speech")
+from mmrec import modalities
+
+BRIDGE_TARGETS: tuple[str, ...] = modalities.bridge_targets()
+BRIDGE_SOURCES: tuple[str, ...] = modalities.bridge_sources()
 
 
 class Bridge(nn.Module):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmrec import modalities
 from mmrec.fusion.batching import FusionInputError, check_item, collate
 from mmrec.fusion.bridges import BRIDGE_SOURCES, bridges_from_spec
 from mmrec.fusion.model import SET_MODALITY, AttentionFusion, ordered_modalities
@@ -144,7 +145,7 @@ class Fusion:
         """
         if self.bridges is None:
             return {}
-        source = next((m for m in (*BRIDGE_SOURCES, "vtags") if m in blocks), None)
+        source = next((m for m in modalities.bridge_inputs() if m in blocks), None)
         if source is None:
             return {}
         raw = blocks[source] if bridge_input is None else bridge_input

@@ -38,9 +38,10 @@ from mmrec.fusion.bridges import BRIDGE_SOURCES, BRIDGE_TARGETS, Bridge
 from mmrec.fusion.fusion import Fusion, model_blocks, pick_device, trained_version
 from mmrec.fusion.model import SET_MODALITY
 from mmrec.fusion.training import train_fusion
+from mmrec.modalities import text_blocks
 
 Item = dict[str, np.ndarray]
-QUERY_BLOCKS = ("text", "tags", "vtags", "speech")
+QUERY_BLOCKS = text_blocks()
 KS = (1, 5, 10)
 MAX_EVAL_ITEMS = 2000
 FILL_TARGET = "text"

@@ -13,16 +13,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-MODALITIES: tuple[str, ...] = ("frames", "audio", "speech", "text", "tags", "vtags")
-SET_MODALITY = "frames"
+from mmrec import modalities
+
+MODALITIES: tuple[str, ...] = modalities.names()
+SET_MODALITY = modalities.set_modality()
 
 
 def ordered_modalities(dims: dict[str, int]) -> list[str]:
     """The fixed modality order restricted to those a model set provides (block order of fused vectors)."""
-    unknown = sorted(set(dims) - set(MODALITIES))
-    if unknown:
-        raise ValueError(f"unknown modalities {unknown}: expected a subset of {list(MODALITIES)}")
-    return [m for m in MODALITIES if m in dims]
+    return modalities.check_names(dims, "fusion dims")
 
 
 class FramePool(nn.Module):

@@ -55,3 +55,36 @@ def test_mismatched_inputs_are_refused() -> None:
         M.recall_at_k([[1]], [{1}, {2}], 1)
     with pytest.raises(ValueError, match="k must be"):
         M.ndcg_at_k([[1]], [{1}], 0)
+
+
+def test_hubness_by_hand() -> None:
+    # k=2: item 0 in 1 list, item 1 in 2, item 2 in all 4, item 3 in 1 -> mean 2, deviations -1, 0, 2, -1
+    # third moment (−1 + 0 + 8 − 1)/4 = 1.5, variance 6/4 = 1.5, skewness 1.5 / 1.5**1.5 = 1/sqrt(1.5)
+    lists = np.array([[1, 2], [2, 3], [2, 1], [2, 0]])
+    h = M.hubness(lists, n_items=4, k=2)
+    assert (h.k, h.lists, h.max_occurrence, h.max_share) == (2, 4, 4, 1.0)
+    assert h.skewness == pytest.approx(1 / math.sqrt(1.5))
+    assert h.top_items[:2] == ((2, 4), (1, 2))
+    # k=1 reads only the first column: counts 0, 1, 3, 0
+    h1 = M.hubness(lists, n_items=4, k=1)
+    assert (h1.max_occurrence, h1.max_share) == (3, 0.75)
+    assert h1.skewness == pytest.approx(1 / math.sqrt(1.5))
+    assert h1.to_dict()["top_items"] == [[2, 3], [1, 1]]
+
+
+def test_hubness_ignores_padding_and_repeats_and_matches_scipy() -> None:
+    from scipy.stats import skew
+
+    padded = np.array([[1, -1, -1], [0, 0, 2]])
+    assert list(M.k_occurrence(padded, 3, k=3)) == [1, 1, 1]
+    assert M.hubness(padded, 3, k=3).skewness == 0.0  # a flat spread
+    rng = np.random.default_rng(0)
+    lists = np.stack(
+        [rng.choice(50, size=10, replace=False, p=np.linspace(1, 5, 50) / 150) for _ in range(200)]
+    )
+    h = M.hubness(lists, 50, k=10)
+    assert h.skewness == pytest.approx(float(skew(M.k_occurrence(lists, 50, 10), bias=True)))
+    with pytest.raises(ValueError, match="n_items is 3"):
+        M.hubness(np.array([[0, 3]]), 3)
+    with pytest.raises(ValueError, match="2-d"):
+        M.hubness(np.array([0, 1]), 3)

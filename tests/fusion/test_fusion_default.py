@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mmrec import modalities
 from mmrec.fusion import Fusion, FusionInputError
 
 DIMS = {"frames": 12, "audio": 6, "speech": 8, "text": 8, "tags": 8, "vtags": 8}
@@ -95,7 +96,7 @@ def test_text_only_query_ranks_by_mean_text_cosine(fusion: Fusion) -> None:
     items = [random_item(rng, list(DIMS)) for _ in range(30)]
     fused, _ = fusion.fuse(items)
     q = unit(rng, DIMS["text"])
-    text_blocks = ["speech", "text", "tags", "vtags"]
+    text_blocks = modalities.text_blocks()
     query = fusion.query_vector({m: q for m in text_blocks})
     assert np.linalg.norm(query) == pytest.approx(1.0, abs=1e-6)
     scores = fused @ query

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmrec import modalities
 from mmrec.store import EncodedItem, ItemRecord
 
-DIMS = {"frames": 32, "audio": 24, "speech": 16, "text": 16, "tags": 16, "vtags": 16}
+ROLE_DIMS = {"frames": 32, "audio": 24, "text": 16}
+DIMS = modalities.block_dims(ROLE_DIMS)
 FUSED_DIM = 48
 
 
@@ -30,9 +32,10 @@ def unit(rows: np.ndarray) -> np.ndarray:
 def encoded(record: ItemRecord, seed: int, n_frames: int = 16) -> EncodedItem:
     """Deterministic vectors for a record: frames is a set of n rows, every other modality one row."""
     rng = np.random.default_rng(seed)
-    vectors = {"frames": unit(rng.standard_normal((n_frames, DIMS["frames"])))}
-    for m in ("audio", "speech", "text", "tags", "vtags"):
-        vectors[m] = unit(rng.standard_normal((1, DIMS[m])))
+    vectors = {}
+    for m in modalities.names():
+        rows = n_frames if modalities.get(m).is_set else 1
+        vectors[m] = unit(rng.standard_normal((rows, DIMS[m])))
     raw = rng.random(len(vectors)) + 0.1
     weights = {m: float(w / raw.sum()) for m, w in zip(vectors, raw, strict=True)}
     return EncodedItem(record, vectors, unit(rng.standard_normal(FUSED_DIM)), weights)

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mmrec import modalities
 from mmrec.store import LibraryStore
 
 
 def _snapshot(store: LibraryStore) -> dict[str, tuple[list, np.ndarray]]:
     out = {}
     for rec in store.items():
-        vecs = [
-            store.vectors(m, [rec.key])[0] for m in ("frames", "audio", "speech", "text", "tags", "vtags")
-        ]
+        vecs = [store.vectors(m, [rec.key])[0] for m in modalities.names()]
         out[rec.item_id] = (vecs, store.fused([rec.key])[0])
     return out
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmrec import modalities
 from mmrec.errors import InvalidInputError, ItemNotFoundError, LibraryError, LibraryNotFoundError, MmrecError
 from mmrec.store import EncodedItem, ItemRecord, LibraryStore, ModelMismatchError
 
@@ -26,7 +27,7 @@ def test_roundtrip_records_and_vectors_after_reopen(tmp_path: Path, make_items) 
             assert store.get_by_keys([key])[0] == it.record
             if it.record.path is not None:
                 assert store.find_by_path(it.record.path).item_id == it.record.item_id
-        for modality in ("frames", "audio", "speech", "text", "tags", "vtags"):
+        for modality in modalities.names():
             got = store.vectors(modality, keys)
             for it, vec in zip(items, got, strict=True):
                 np.testing.assert_array_equal(vec, it.vectors[modality])
