@@ -17,7 +17,7 @@ import pytest
 from mmrec import Library
 from mmrec.fusion import DEFAULT_VERSION
 from mmrec.fusion.centring import GROWTH, MIN_PER_MODALITY, centring_due, modality_means
-from mmrec.fusion.library_training import load_checkpoint
+from mmrec.fusion.library_training import load_checkpoint, paired_keys
 from pipelines.fusion_select import library_fusion, refresh_library_fusion
 
 # stamp names (found anywhere under stamps/ with their caption)
@@ -207,7 +207,10 @@ def test_train_fusion_auto_waits_for_enough_pairs(
     lib, _ = built
     copy = tmp_path_factory.mktemp("auto") / "library"
     shutil.copytree(lib.path, copy)
-    pairs = sum(1 for r in lib.store.items() if r.item_id.startswith("images/"))
+    keys = [int(r.key) for r in lib.store.items() if r.key is not None]
+    by_target = paired_keys(lib.store, keys, dict(lib.fusion.dims), 4096)
+    pairs = len(set().union(*by_target.values()))  # images with a title (+ clips with a transcript)
+    assert pairs >= 8
     below = refresh_library_fusion(copy, train="auto", device="cpu", min_pairs=pairs + 1)
     assert below.action in ("none", "centred"), below
     assert refresh_library_fusion(copy, train="off", device="cpu", min_pairs=1).action != "trained"
