@@ -52,6 +52,9 @@ class Fusion:
     ``origin`` says where the fusion came from (:data:`ORIGINS`); ``stats`` are the library statistics
     a ``centred`` fusion's centres were taken from (``{"items": n, "counts": {modality: n}, "taken":
     unix time}``), which decide when the library has grown enough to take them again.
+    ``raw_query_blocks``: blocks whose *text query* vectors are compared uncentred with the centred
+    items (:meth:`query_vector`): an E5 query is not drawn from the items' (passages') distribution,
+    so removing the items' mean from it is not centring it (see :mod:`mmrec.fusion.centring`).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class Fusion:
         fills: torch.nn.ModuleDict | None = None,
         origin: str | None = None,
         stats: dict[str, float | dict[str, int]] | None = None,
+        raw_query_blocks: tuple[str, ...] = (),
     ) -> None:
         self.device = pick_device(device)
         self.model = (model or AttentionFusion(dims)).to(self.device).eval()
@@ -83,6 +87,7 @@ class Fusion:
             raise FusionInputError(f"fusion origin {origin!r}: expected one of {list(ORIGINS)}")
         self.origin = origin
         self.stats = dict(stats) if stats else None
+        self.raw_query_blocks = tuple(m for m in self.modalities if m in set(raw_query_blocks))
         self.batch_size = batch_size
         self.slices: dict[str, slice] = {}
         start = 0
@@ -169,7 +174,7 @@ class Fusion:
     ) -> np.ndarray:
         """A unit query in the fused space from per-block query vectors (e.g. a text query in text/tags/vtags).
 
-        Each block goes through the same centring and adapter as items; blocks are weighted by ``weights``
+        Each block goes through the same centring (except ``raw_query_blocks``) and adapter as items; blocks are weighted by ``weights``
         (renormalised to sum to 1, default uniform over the given blocks). With bridges, missing
         frames/audio blocks are filled from the text vector and weighted like one text block times
         ``bridge_weight`` (default 1: a bridged block counts as much as one text block);
@@ -181,7 +186,7 @@ class Fusion:
             0, {m: np.asarray(v, dtype=np.float32).reshape(1, -1) for m, v in blocks.items()}, self.dims
         )
         bridged = self.bridge_blocks(vecs, bridge_input)
-        vecs = self.centre(vecs)
+        vecs = {m: v if m in self.raw_query_blocks else self.centre({m: v})[m] for m, v in vecs.items()}
         given = [m for m in self.modalities if m in vecs]
         if weights is None:
             w = {m: 1.0 for m in given}
@@ -244,6 +249,7 @@ class Fusion:
             "fills": _modules_payload(self.fills),
             "origin": self.origin,
             "stats": self.stats,
+            "raw_query_blocks": list(self.raw_query_blocks),
         }
 
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -271,6 +277,7 @@ class Fusion:
             bridge_weight = float(payload.get("bridge_weight", 1.0))
             origin = payload.get("origin")  # absent: written by train-fusion before centred fusions
             stats = payload.get("stats")
+            raw_query_blocks = tuple(str(m) for m in payload.get("raw_query_blocks") or ())
         except FileNotFoundError:
             raise
         except Exception as exc:  # corrupt or foreign file
@@ -286,6 +293,7 @@ class Fusion:
             fills=fills,
             origin=None if origin is None else str(origin),
             stats=stats,
+            raw_query_blocks=raw_query_blocks,
         )
 
     def state_hash(self) -> str:
@@ -302,7 +310,12 @@ class Fusion:
             buf.write(v.detach().cpu().contiguous().numpy().tobytes())
         buf.write(repr(self.bridge_weight).encode())
         if self.stats:  # older checkpoints have none, so their hashes are unchanged
-            buf.write(json.dumps({"origin": self.origin, "stats": self.stats}, sort_keys=True).encode())
+            extra = {
+                "origin": self.origin,
+                "stats": self.stats,
+                "raw_query_blocks": list(self.raw_query_blocks),
+            }
+            buf.write(json.dumps(extra, sort_keys=True).encode())
         return hashlib.sha1(buf.getvalue()).hexdigest()[:10]
 
 
