@@ -48,7 +48,7 @@ from mmrec.modalities import text_blocks
 CENTRED_MODALITIES: tuple[str, ...] = ("frames", *text_blocks())
 RAW_QUERY_BLOCKS: tuple[str, ...] = text_blocks()
 MIN_ITEMS = 10
-MIN_PER_MODALITY = 3
+MIN_PER_MODALITY = 10
 GROWTH = 2.0
 MODALITY_SHARE = 0.1
 
@@ -72,8 +72,9 @@ def modality_means(
 ) -> CentringStats:
     """Mean of each modality's unit item vectors (frames: the unit mean of the item's frames), read in
     key chunks (memory bounded by ``chunk``). Only :data:`CENTRED_MODALITIES` get a centre (every
-    modality is counted), and only with at least :data:`MIN_PER_MODALITY` vectors: the mean of one or
-    two items is those items, and removing it would erase them."""
+    modality is counted), their own mean from at least :data:`MIN_PER_MODALITY` vectors (the mean of a
+    few items is mostly those items: removing it erases them); text-like blocks with fewer take the mean
+    of all text-like vectors, frames with fewer stay raw."""
     sums = {m: np.zeros(d, dtype=np.float64) for m, d in dims.items()}
     counts = dict.fromkeys(dims, 0)
     for part in chunked(keys, chunk):
@@ -87,6 +88,13 @@ def modality_means(
         for m in dims
         if m in CENTRED_MODALITIES and counts[m] >= MIN_PER_MODALITY
     }
+    # A text-like block with too few vectors of its own (a few transcripts) takes the mean of all the
+    # text-like vectors (one E5 space): left raw, its ~0.8 offset would win every text query.
+    text_like = [m for m in RAW_QUERY_BLOCKS if m in dims and m in CENTRED_MODALITIES]
+    pooled = sum(counts[m] for m in text_like)
+    if pooled >= MIN_PER_MODALITY:
+        mean = (sum(sums[m] for m in text_like) / pooled).astype(np.float32)
+        centers.update({m: mean for m in text_like if m not in centers and counts[m]})
     return CentringStats(centers, {m: n for m, n in counts.items() if n}, len(keys), time.time())
 
 
