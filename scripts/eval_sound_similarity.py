@@ -10,7 +10,7 @@ Leave-one-out on a labelled set (``scripts/make_sound_set.py OUT`` then ``mmrec 
 Reports top-1 (is the first neighbour of the same label) and P@10 (share of the same label among
 the first 10). Also in-memory variants of the fused vectors (``--variants``) to see what pulls
 fusion below raw: the stored speech blocks left out (what speech gating does at encode time), and
-centring on the library's own statistics.
+the centred default fusion (``mmrec.fusion.centring``) taken on this library.
 
     python scripts/eval_sound_similarity.py --library LIB --labels OUT/labels.csv [--variants] [--json F]
 """
@@ -26,7 +26,7 @@ import numpy as np
 
 from mmrec import Library
 from mmrec.fusion import Fusion
-from mmrec.fusion.centring import modality_means
+from mmrec.fusion.centring import centred_fusion, modality_means
 from mmrec.fusion.library_training import read_items
 
 
@@ -39,8 +39,15 @@ def read_labels(path: Path) -> dict[str, str]:
 def scores_from_order(order: list[list[str]], queries: list[str], labels: dict[str, str]) -> dict[str, float]:
     """top-1 and P@10 of ranked neighbour ids per query."""
     top1 = [bool(o) and labels.get(o[0]) == labels[q] for q, o in zip(queries, order, strict=True)]
-    p10 = [np.mean([labels.get(x) == labels[q] for x in o[:10]]) if o else 0.0 for q, o in zip(queries, order, strict=True)]
-    return {"top1": round(float(np.mean(top1)), 4), "P@10": round(float(np.mean(p10)), 4), "queries": len(queries)}
+    p10 = [
+        np.mean([labels.get(x) == labels[q] for x in o[:10]]) if o else 0.0
+        for q, o in zip(queries, order, strict=True)
+    ]
+    return {
+        "top1": round(float(np.mean(top1)), 4),
+        "P@10": round(float(np.mean(p10)), 4),
+        "queries": len(queries),
+    }
 
 
 def rank_matrix(vecs: np.ndarray, ids: list[str], queries: list[str]) -> list[list[str]]:
@@ -55,7 +62,9 @@ def rank_matrix(vecs: np.ndarray, ids: list[str], queries: list[str]) -> list[li
 
 
 @click.command()
-@click.option("--library", "library", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option(
+    "--library", "library", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True
+)
 @click.option("--labels", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True)
 @click.option("--variants", is_flag=True, help="Also in-memory fusion variants (no speech blocks, centred).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
@@ -71,19 +80,29 @@ def main(library: Path, labels: Path, variants: bool, json_out: Path | None) -> 
         have = [i for i, v in enumerate(audio) if v is not None]
         raw = np.stack([audio[i][0] / np.linalg.norm(audio[i][0]) for i in have])
         raw_ids = [ids[i] for i in have]
-        result: dict[str, object] = {"library": str(library), "fusion": lib.store.fusion_version() or "default"}
-        result["raw"] = scores_from_order(rank_matrix(raw, raw_ids, [q for q in queries if q in set(raw_ids)]), [q for q in queries if q in set(raw_ids)], wanted)
+        result: dict[str, object] = {
+            "library": str(library),
+            "fusion": lib.store.fusion_version() or "default",
+        }
+        result["raw"] = scores_from_order(
+            rank_matrix(raw, raw_ids, [q for q in queries if q in set(raw_ids)]),
+            [q for q in queries if q in set(raw_ids)],
+            wanted,
+        )
         fused_order = [[h.item_id for h in lib.similar(q, k=10).results] for q in queries]
         result["fused"] = scores_from_order(fused_order, queries, wanted)
-        speech = sum(v is not None for v in lib.store.vectors("speech", keys)) if "speech" in lib.fusion.dims else 0
+        speech = (
+            sum(v is not None for v in lib.store.vectors("speech", keys))
+            if "speech" in lib.fusion.dims
+            else 0
+        )
         result["items_with_speech_block"] = int(speech)
         if variants:
             dims = dict(lib.fusion.dims)
             items = read_items(lib.store, keys, list(dims))
             no_speech = [{m: v for m, v in it.items() if m != "speech"} for it in items]
-            stats = modality_means(lib.store, keys, dims)
             plain = Fusion(dims, device="cpu")
-            centred = Fusion(dims, device="cpu", centers=stats.centers)
+            centred = centred_fusion(modality_means(lib.store, keys, dims), dims, "cpu")
             for name, fusion, its in (
                 ("default", plain, items),
                 ("default, no speech blocks", plain, no_speech),
