@@ -42,7 +42,7 @@ from mmrec.cli.common import device_option, json_option, library_option, models_
     default="off",
     show_default=True,
     help="auto: train the fusion once the library holds enough text + image/audio pairs "
-    "(300; see docs/architecture.md). The default fusion is centred on the library either way.",
+    "(150; see docs/architecture.md). The default fusion is centred on the library either way.",
 )
 @json_option
 def encode(
