@@ -80,8 +80,9 @@ def _hint(store: Any) -> str:
 # ---------------------------------------------------------------- keeping the default fusion good
 TRAIN_MODES = ("off", "auto")
 # ``--train-fusion auto`` trains once the library has this many items with a text-ish vector and
-# frames or audio (the pairs bridges learn from). Measured on a stratified tuxpaint subset (192 stamps,
-# 38 held-out image-only test stamps, seeds 0/1), trained on n captioned stamps against the centred
+# frames or audio (the pairs bridges learn from). Measured on the first 192 stamps of the stratified
+# tuxpaint subset of scripts/eval_default_fusion.py (38 held-out image-only test stamps, seeds 0/1; the
+# full subset's run is in docs/architecture.md), trained on n captioned stamps against the centred
 # default (en text->image R@10 0.63, same-category P@10 0.55): n=16 0.53/0.58 and P@10 0.45/0.47;
 # n=32 0.63/0.61, 0.47/0.52; n=64 0.68/0.68, 0.52/0.56; n=154 0.79/0.71, 0.56/0.57. Training beats
 # the centred default on both for both seeds first at ~150 pairs.
@@ -112,8 +113,8 @@ def refresh_library_fusion(
 ) -> FusionRefresh:
     """After an encode: centre the default fusion on the library's own statistics when
     :func:`mmrec.fusion.centring.centring_due` says so, or (``train="auto"``) train the fusion once
-    the library holds ``min_pairs`` (:data:`AUTO_TRAIN_PAIRS`) text + frames/audio pairs. Everything is re-fused from
-    stored modality vectors (no encoder runs) and switched in one commit (``publish_fusion``), then
+    the library holds ``min_pairs`` (:data:`AUTO_TRAIN_PAIRS`) text + frames/audio pairs. Everything is
+    re-fused from stored modality vectors (no encoder runs) and switched in one commit (``publish_fusion``), then
     the index is rebuilt. A library another process is writing is left alone (``busy``): that
     writer's own refresh sees the same rule."""
     from mmrec.index.library_index import LibraryIndex  # faiss: only writers need it here
@@ -134,9 +135,8 @@ def refresh_library_fusion(
             fusion = library_fusion(store, _no_models, device)
             counts = {m: int(v["items"]) for m, v in stats["modalities"].items() if m in fusion.dims}
             dims = dict(fusion.dims)
-            keys = [int(r.key) for r in store.items() if r.key is not None]
             if train == "auto" and fusion.origin != "trained" and items >= min_pairs:
-                pairs = paired_keys(store, keys, dims, 4096)
+                pairs = paired_keys(store, _ok_keys(store), dims, 4096)
                 n_pairs = len(set().union(*pairs.values())) if pairs else 0
                 if n_pairs >= min_pairs:
                     if log is not None:
@@ -151,7 +151,7 @@ def refresh_library_fusion(
                 return FusionRefresh("none", "statistics are current", fusion.version, items)
             if log is not None:
                 log(f"centring the fusion on the library's statistics ({reason})")
-            centred = centred_fusion(modality_means(store, keys, dims), dims, device)
+            centred = centred_fusion(modality_means(store, _ok_keys(store), dims), dims, device)
             publish_fusion(store, centred)
             LibraryIndex.open(store).rebuild()
             return FusionRefresh("centred", reason, centred.version, items)
@@ -159,6 +159,11 @@ def refresh_library_fusion(
         return FusionRefresh("busy", str(exc), str(store.fusion_version() or DEFAULT_VERSION), 0)
     finally:
         store.close()
+
+
+def _ok_keys(store: LibraryStore) -> list[int]:
+    """Keys of every item with a fused vector (read only when something is due: a full listing)."""
+    return [int(k) for k in store.changes_since(0)[0]]
 
 
 def _no_models() -> Any:
