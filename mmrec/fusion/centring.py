@@ -1,16 +1,16 @@
 """The default fusion, centred on the library's own statistics: no training step, no encoder runs.
 
-E5 and EfficientNet embeddings are anisotropic: every cosine of a modality sits in a narrow band
-(0.60-0.66 for the demo's queries), so whichever item has the most text-ish blocks wins, and a
-block that every item of a kind shares (a hallucinated transcript, the same tag) pulls those items
-together. Subtracting each modality's library mean before normalising (what ``train-fusion`` does
-first) spreads the cosines around 0 and removes that shared pull; it needs nothing but the stored
-modality vectors.
+E5 and EfficientNet embeddings are anisotropic: every cosine of a block sits in a narrow band, so
+items with more text-like blocks outrank image-only ones whatever they show (tuxpaint: no image-only
+stamp in any caption's top 10 among all items), and every image looks like every other. Subtracting
+each centred block's library mean before normalising (what ``train-fusion`` does first) spreads the
+item cosines around 0; it needs nothing but the stored modality vectors. Which blocks, and why text
+queries stay raw, is measured (see :data:`CENTRED_MODALITIES`).
 
 A centred fusion is an ordinary checkpoint (``origin="centred"``, no bridges or fills) whose
 ``stats`` record what the centres were taken from, so it is published like a trained one: one
 catalog transaction records its version with every re-fused row (``publish_fusion``), readers
-load it read-only and centre queries the same way.
+load it read-only and centre media queries the same way (text queries: ``Fusion.raw_query_blocks``).
 
 The rule (:func:`centring_due`), applied by a writer after an encode:
 
@@ -18,7 +18,7 @@ The rule (:func:`centring_due`), applied by a writer after an encode:
 - a centred library is centred again (from its stored vectors) when its ok items have grown or
   shrunk by :data:`GROWTH` since the statistics were taken, or when the vectors of one modality
   have (a modality too rare to centre then counts from :data:`MIN_PER_MODALITY`) and the change is at
-  least :data:`MODALITY_SHARE` of the items (a rare modality doubling from 3 to 6 vectors does not
+  least :data:`MODALITY_SHARE` of the items (a rare block doubling from 10 to 20 vectors does not
   re-fuse a million items);
 - a trained fusion is never touched (its bridges were learnt on its own centres).
 
