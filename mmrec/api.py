@@ -37,6 +37,7 @@ from mmrec.results import (
     CommentAnalysis,
     DescribeResult,
     Failure,
+    HubnessInfo,
     IndexInfo,
     IngestResult,
     InspectReport,
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from mmrec.privacy import ErasureReceipt, UserExport
     from mmrec.profiles.live import LiveProfiles
     from mmrec.recommend.recommender import Recommender
+    from pipelines.encode_job import EncodeSummary
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -253,12 +255,41 @@ class Library:
             _ = self.recommender, self.live_profiles
 
     # ----------------------------------------------------------------- writing
-    def encode(self, media_dir: str | Path, **options: Any) -> Any:
-        """Encode new and changed files under ``media_dir`` (see ``pipelines.encode_job.run_encode``)."""
-        from pipelines.encode_job import run_encode
+    def encode(
+        self,
+        media_dir: str | Path,
+        *,
+        metadata: str | Path | None = None,
+        workers: int | None = None,
+        batch_size: int = 32,
+        fail_fast: bool = False,
+        retry_failed: bool = False,
+        progress: bool = True,
+        wait: bool = False,
+        engine: str = "local",
+        address: str | None = None,
+        mode: str | None = None,
+        speech: bool = True,
+        frame_count: int = 16,
+        decode_timeout_s: float | None = None,
+        train_fusion: str = "off",
+    ) -> EncodeSummary:
+        """Encode new and changed files under ``media_dir`` (``pipelines.encode_job.run_encode``), then
+        bring the fusion up to date: centred on the library's statistics when due, trained when
+        ``train_fusion="auto"`` and the library is large enough (``summary.fusion`` says which)."""
+        from pipelines.encode_job import DECODE_TIMEOUT_S, run_encode
+        from pipelines.fusion_select import refresh_library_fusion
 
-        summary = run_encode(media_dir, self.path, models=self.models, device=self.device, **options)
+        summary = run_encode(
+            media_dir, self.path, models=self.models, metadata=metadata, workers=workers,
+            batch_size=batch_size, device=self.device, fail_fast=fail_fast, retry_failed=retry_failed,
+            progress=progress, wait=wait, engine=engine, address=address, mode=mode, speech=speech,
+            frame_count=frame_count,
+            decode_timeout_s=DECODE_TIMEOUT_S if decode_timeout_s is None else decode_timeout_s,
+        )  # fmt: skip
         self.store.update_manifest(models_profile=self.models_profile)
+        refresh = refresh_library_fusion(self.path, train=train_fusion, device=self.device)
+        summary.fusion = refresh.to_dict()
         self.refresh()
         return summary
 
@@ -359,6 +390,26 @@ class Library:
             fusion_version=str(self.store.fusion_version() or "default"),
             index=index,
             index_error=index_error,
+            hubness=self._hubness(),
+        )
+
+    def _hubness(self) -> HubnessInfo | None:
+        """Hubness of the fused vectors on a bounded sample (read-only, a few hundred ms at most)."""
+        from mmrec.evaluate.hubness import HUBNESS_SAMPLE, library_hubness
+
+        keys = self.store.changes_since(0)[0]
+        if len(keys) < 2:
+            return None
+        found, top_key = library_hubness(self.store, keys, sample=HUBNESS_SAMPLE)
+        top = self.store.get_by_keys([top_key])[0]
+        return HubnessInfo(
+            k=found.k,
+            sample=found.lists,
+            items=len(keys),
+            max_occurrence=found.max_occurrence,
+            max_share=round(found.max_share, 4),
+            skewness=round(found.skewness, 3),
+            top_item=None if top is None else top.item_id,
         )
 
     def failures(self) -> list[Failure]:

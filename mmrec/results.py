@@ -290,11 +290,27 @@ class LibraryInfo:
     fusion_version: str
     index: IndexInfo | None
     index_error: str | None = None  # why the index could not be read (it names `mmrec reindex`)
+    hubness: HubnessInfo | None = None  # of the fused vectors, on a bounded sample (None: < 2 items)
 
     def to_dict(self) -> JSONDict:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "index"}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("index", "hubness")}
         out["index"] = None if self.index is None else self.index.to_dict()
+        out["hubness"] = None if self.hubness is None else asdict(self.hubness)
         return out
+
+
+@dataclass(frozen=True)
+class HubnessInfo:
+    """How much a few items crowd everyone's nearest neighbours (``mmrec.evaluate.hubness``), measured
+    at read time on a seeded sample of ``sample`` of the library's ``items`` fused vectors."""
+
+    k: int
+    sample: int
+    items: int
+    max_occurrence: int  # in how many of the sample's top-k lists the most frequent item appears
+    max_share: float  # max_occurrence / sample
+    skewness: float  # of the k-occurrence distribution (hubs make it large; 0 is symmetric)
+    top_item: str | None  # the most frequent item's id
 
 
 @dataclass(frozen=True)

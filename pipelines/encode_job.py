@@ -64,6 +64,7 @@ class EncodeSummary:
     elapsed_s: float = 0.0
     stages_s: dict[str, float] = field(default_factory=dict)
     index: str = "not run"
+    fusion: dict[str, object] = field(default_factory=dict)  # what the fusion refresh after it did
 
     @property
     def files_per_s(self) -> float:

@@ -57,6 +57,15 @@ from mmrec.cli.common import device_option, json_option, library_option, models_
     help="whole-file: workers decode and encode whole files (CPU); decode-batched: workers decode, "
     "encoders batch across files (GPU). Default: chosen by the device, and printed.",
 )
+@click.option(
+    "--train-fusion",
+    "train_fusion",
+    type=click.Choice(["off", "auto"]),
+    default="off",
+    show_default=True,
+    help="auto: train the fusion once the library holds enough text + image/audio pairs "
+    "(150; see docs/architecture.md). The default fusion is centred on the library either way.",
+)
 @json_option
 def encode(
     media_dir: Path,
@@ -72,19 +81,17 @@ def encode(
     engine: str,
     address: str | None,
     mode: str | None,
+    train_fusion: str,
     as_json: bool,
 ) -> None:
     """Encode every new or changed file under MEDIA_DIR; unchanged files are skipped, deleted ones removed."""
-    from pipelines.encode_job import run_encode
+    from mmrec.api import Library
 
-    summary = run_encode(
+    summary = Library(library, models=models, device=device).encode(
         media_dir,
-        library,
-        models=models,
         metadata=metadata,
         workers=workers,
         batch_size=batch_size,
-        device=device,
         fail_fast=fail_fast,
         retry_failed=retry_failed,
         progress=not as_json,
@@ -92,6 +99,7 @@ def encode(
         engine=engine,
         address=address,
         mode=mode,
+        train_fusion=train_fusion,
     )
     if as_json:
         print_json(summary.to_dict())
@@ -113,6 +121,10 @@ def encode(
         ("elapsed", f"{summary.elapsed_s:.1f} s ({summary.files_per_s:.2f} files/s)"),
         ("stages", ", ".join(f"{k} {v:.1f}s" for k, v in summary.stages_s.items())),
         ("index", summary.index),
+        (
+            "fusion",
+            f"{summary.fusion.get('action')}: {summary.fusion.get('reason')} ({summary.fusion.get('version')})",
+        ),
     ):
         table.add_row(name, str(value))
     console.print(table)

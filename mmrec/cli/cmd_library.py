@@ -72,6 +72,13 @@ def info(library: Path, as_json: bool, failures: bool) -> None:
     for key, value in data.items():
         if key in ("library", "failures", "manifest") or (key == "index_error" and value is None):
             continue
+        if key == "hubness" and value is not None:
+            console.print(
+                f"  hubness: the most frequent item ({value['top_item']}) is in {value['max_occurrence']} of "
+                f"{value['sample']} top-{value['k']} lists ({value['max_share']:.0%}); k-occurrence skewness "
+                f"{value['skewness']:.2f} (sample of {value['sample']} of {value['items']} items)"
+            )
+            continue
         console.print(f"  {key}: {value}")
     if failures:
         table = Table(title=f"{len(data['failures'])} failed files")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -19,6 +20,9 @@ from mmrec.fusion.model import SET_MODALITY, AttentionFusion, ordered_modalities
 from mmrec.search import BlockLayout
 
 DEFAULT_VERSION = "default"
+# What a checkpoint holds: ``centred`` is the default fusion plus the library's own per-modality means
+# (no learnt part, refreshed as the library grows); ``trained`` is what ``train-fusion`` makes.
+ORIGINS = ("default", "centred", "trained")
 _FORMAT = 2
 _READABLE_FORMATS = (1, 2)
 
@@ -44,6 +48,13 @@ class Fusion:
     vector before it is normalised: e5/EfficientNet embeddings are anisotropic, all cosines sit in a
     narrow band) and ``bridges`` (text space -> frames/audio block, see :mod:`mmrec.fusion.bridges`).
     The untrained fusion has neither and is the plain block concatenation.
+
+    ``origin`` says where the fusion came from (:data:`ORIGINS`); ``stats`` are the library statistics
+    a ``centred`` fusion's centres were taken from (``{"items": n, "counts": {modality: n}, "taken":
+    unix time}``), which decide when the library has grown enough to take them again.
+    ``raw_query_blocks``: blocks whose *text query* vectors are compared uncentred with the centred
+    items (:meth:`query_vector`): an E5 query is not drawn from the items' (passages') distribution,
+    so removing the items' mean from it is not centring it (see :mod:`mmrec.fusion.centring`).
     """
 
     def __init__(
@@ -57,6 +68,9 @@ class Fusion:
         centers: dict[str, np.ndarray] | None = None,
         bridge_weight: float = 1.0,
         fills: torch.nn.ModuleDict | None = None,
+        origin: str | None = None,
+        stats: dict[str, float | dict[str, int]] | None = None,
+        raw_query_blocks: tuple[str, ...] = (),
     ) -> None:
         self.device = pick_device(device)
         self.model = (model or AttentionFusion(dims)).to(self.device).eval()
@@ -67,6 +81,13 @@ class Fusion:
         self.modalities = list(self.model.modalities)
         self.dims = dict(self.model.dims)
         self.version = version
+        if origin is None:
+            origin = "default" if version == DEFAULT_VERSION else "trained"
+        if origin not in ORIGINS:
+            raise FusionInputError(f"fusion origin {origin!r}: expected one of {list(ORIGINS)}")
+        self.origin = origin
+        self.stats = dict(stats) if stats else None
+        self.raw_query_blocks = tuple(m for m in self.modalities if m in set(raw_query_blocks))
         self.batch_size = batch_size
         self.slices: dict[str, slice] = {}
         start = 0
@@ -153,7 +174,7 @@ class Fusion:
     ) -> np.ndarray:
         """A unit query in the fused space from per-block query vectors (e.g. a text query in text/tags/vtags).
 
-        Each block goes through the same centring and adapter as items; blocks are weighted by ``weights``
+        Each block goes through the same centring (except ``raw_query_blocks``) and adapter as items; blocks are weighted by ``weights``
         (renormalised to sum to 1, default uniform over the given blocks). With bridges, missing
         frames/audio blocks are filled from the text vector and weighted like one text block times
         ``bridge_weight`` (default 1: a bridged block counts as much as one text block);
@@ -165,7 +186,7 @@ class Fusion:
             0, {m: np.asarray(v, dtype=np.float32).reshape(1, -1) for m, v in blocks.items()}, self.dims
         )
         bridged = self.bridge_blocks(vecs, bridge_input)
-        vecs = self.centre(vecs)
+        vecs = {m: v if m in self.raw_query_blocks else self.centre({m: v})[m] for m, v in vecs.items()}
         given = [m for m in self.modalities if m in vecs]
         if weights is None:
             w = {m: 1.0 for m in given}
@@ -226,6 +247,9 @@ class Fusion:
             "bridge_weight": self.bridge_weight,
             "bridges": _modules_payload(self.bridges),
             "fills": _modules_payload(self.fills),
+            "origin": self.origin,
+            "stats": self.stats,
+            "raw_query_blocks": list(self.raw_query_blocks),
         }
 
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -251,6 +275,9 @@ class Fusion:
             bridges = _modules_from_payload(payload.get("bridges"))
             fills = _modules_from_payload(payload.get("fills"))
             bridge_weight = float(payload.get("bridge_weight", 1.0))
+            origin = payload.get("origin")  # absent: written by train-fusion before centred fusions
+            stats = payload.get("stats")
+            raw_query_blocks = tuple(str(m) for m in payload.get("raw_query_blocks") or ())
         except FileNotFoundError:
             raise
         except Exception as exc:  # corrupt or foreign file
@@ -264,6 +291,9 @@ class Fusion:
             centers=centers,
             bridge_weight=bridge_weight,
             fills=fills,
+            origin=None if origin is None else str(origin),
+            stats=stats,
+            raw_query_blocks=raw_query_blocks,
         )
 
     def state_hash(self) -> str:
@@ -279,6 +309,13 @@ class Fusion:
             buf.write(k.encode())
             buf.write(v.detach().cpu().contiguous().numpy().tobytes())
         buf.write(repr(self.bridge_weight).encode())
+        if self.stats:  # older checkpoints have none, so their hashes are unchanged
+            extra = {
+                "origin": self.origin,
+                "stats": self.stats,
+                "raw_query_blocks": list(self.raw_query_blocks),
+            }
+            buf.write(json.dumps(extra, sort_keys=True).encode())
         return hashlib.sha1(buf.getvalue()).hexdigest()[:10]
 
 
@@ -325,6 +362,7 @@ def trained_version(fusion: Fusion) -> str:
 
 __all__ = [
     "DEFAULT_VERSION",
+    "ORIGINS",
     "Fusion",
     "FusionInputError",
     "ordered_modalities",

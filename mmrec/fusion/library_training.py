@@ -335,6 +335,8 @@ def train_library_fusion(
         centers=centers,
         bridges=bridges if len(bridges) else None,
         fills=fills if len(fills) else None,
+        origin="trained",
+        stats={"items": len(keys), "counts": {}, "taken": time.time()},
     )
     if holdout:
         sample = holdout[:: max(1, len(holdout) // MAX_EVAL_ITEMS)][:MAX_EVAL_ITEMS]
