@@ -44,7 +44,7 @@ def test_hybrid_is_the_default_and_reports_what_matched(client: TestClient) -> N
     top = body.results[0]
     assert top.item_id == "images/firetruck.png"
     assert top.matched is not None and top.matched.dense_rank == 1 and top.matched.lexical_rank == 1
-    assert top.matched.words == {"title": ["fire", "truck"]}
+    assert top.matched.words["title"] == ["fire", "truck"]
     assert top.matched.dense_score is not None
     assert sum(top.contributions.values()) == pytest.approx(top.matched.dense_score, abs=1e-4)
 
@@ -80,4 +80,6 @@ def test_an_older_library_answers_hybrid_and_says_how_to_build_lexical(
         assert hybrid.status_code == 200 and "mmrec check" in hybrid.json()["query"]["lexical"]
         lexical = client.get("/api/search", params={"q": "decker", "mode": "lexical"})
         assert lexical.status_code == 503
-        assert "mmrec check --library" in schemas.ErrorBody.model_validate(lexical.json()).error.message
+        error = schemas.ErrorBody.model_validate(lexical.json()).error
+        assert error.type == "lexical_index_missing" and error.field == "mode"
+        assert "mmrec check --repair" in error.message and str(path) not in error.message
