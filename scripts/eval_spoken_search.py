@@ -25,6 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 from mmrec import Library  # noqa: E402
 from mmrec.search import RRF_DEPTH, SEARCH_MODES  # noqa: E402
+from mmrec.store.lexical import query_terms  # noqa: E402
+
+HEARD = 0.5  # a clip counts as heard when its transcript holds at least this share of the sentence's words
 
 
 def ranks_to_metrics(ranks: list[int | None]) -> dict[str, float]:
@@ -64,7 +67,15 @@ def main() -> int:
         queries = [(row["query"], row["item_id"]) for row in csv.DictReader(fh)]
 
     lib = Library(args.library, create=False, device="cpu")
-    heard = {r.item_id: bool((r.metadata or {}).get("transcript")) for r in lib.store.items()}
+    transcripts = {r.item_id: str((r.metadata or {}).get("transcript") or "") for r in lib.store.items()}
+    heard = {i: bool(t) for i, t in transcripts.items()}
+
+    def heard_well(text: str, item_id: str) -> bool:
+        """Whether the recogniser got at least HEARD of the sentence's words (same tokenising as search)."""
+        want = set(query_terms(text))
+        got = set(query_terms(transcripts.get(item_id, "")))
+        return bool(want) and len(want & got) / len(want) >= HEARD
+
     ranks: dict[str, dict[str, list[int | None]]] = {m: defaultdict(list) for m in SEARCH_MODES}
     rankings: list[tuple[str, str, list[str], list[str]]] = []
     started = time.perf_counter()
@@ -75,6 +86,8 @@ def main() -> int:
             rank = ids.index(item_id) + 1 if item_id in ids else None
             ranks[mode][lang].append(rank)
             ranks[mode]["all"].append(rank)
+            if heard_well(text, item_id):
+                ranks[mode][f"{lang}-heard"].append(rank)
         if args.variants:
             dense = [h.item_id for h in lib.search(text, k=RRF_DEPTH, mode="dense").results]
             lexical = [h.item_id for h in lib.search(text, k=RRF_DEPTH, mode="lexical").results]
@@ -89,6 +102,7 @@ def main() -> int:
             f"{sum(1 for l2 in language.values() if l2 == lang)}"
             for lang in sorted(set(language.values()))
         },
+        "heard_note": f"<lang>-heard: queries whose clip's transcript holds >= {HEARD:.0%} of the sentence's words",
         "modes": {
             m: {lang: ranks_to_metrics(r) for lang, r in sorted(ranks[m].items())} for m in SEARCH_MODES
         },
@@ -112,13 +126,14 @@ def main() -> int:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
     print(f"{report['queries']} queries; clips with a transcript: {report['clips_with_a_transcript']}")
-    print(f"{'mode':<34} {'lang':<4} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR':>6} {'n':>4}")
+    print(report["heard_note"])
+    print(f"{'mode':<34} {'lang':<8} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR':>6} {'n':>4}")
     rows = [(m, v) for m, v in report["modes"].items()]  # type: ignore[union-attr]
     rows += list(report.get("variants", {}).items())  # type: ignore[union-attr]
     for name, by_lang in rows:
         for lang, m in by_lang.items():
             print(
-                f"{name:<34} {lang:<4} {m['R@1']:>6.3f} {m['R@5']:>6.3f} {m['R@10']:>6.3f} {m['MRR']:>6.3f} "
+                f"{name:<34} {lang:<8} {m['R@1']:>6.3f} {m['R@5']:>6.3f} {m['R@10']:>6.3f} {m['MRR']:>6.3f} "
                 f"{int(m['queries']):>4}"
             )
     print(f"({report['seconds']} s for {len(queries)} queries x {len(SEARCH_MODES)} modes)")

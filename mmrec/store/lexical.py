@@ -41,77 +41,9 @@ FIELD_WEIGHTS: dict[str, float] = {
     "vtags": 0.5,
 }
 MAX_QUERY_TERMS = 64  # a pasted paragraph is still one bounded query
-# Words that say nothing about an item, left out of queries (stored text keeps them).
-FUNCTION_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "by",
-        "for",
-        "from",
-        "with",
-        "and",
-        "or",
-        "but",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "as",
-        "into",
-        "than",
-        "then",
-        "so",
-        "if",
-        "not",
-        "no",
-        "do",
-        "does",
-        "did",
-        "has",
-        "have",
-        "had",
-        "i",
-        "you",
-        "he",
-        "she",
-        "we",
-        "they",
-        "my",
-        "your",
-        "的",
-        "了",
-        "是",
-        "在",
-        "和",
-        "与",
-        "也",
-        "就",
-        "都",
-        "而",
-        "及",
-        "着",
-        "吧",
-        "呢",
-        "吗",
-        "啊",
-        "一个",
-    ]
-)
+# Articles and a few particles, left out of queries (stored text keeps them). Deliberately short:
+# negations and auxiliaries ("did not like") are what tells two spoken sentences apart.
+FUNCTION_WORDS = frozenset(["a", "an", "the", "of", "to", "and", "or", "的", "了"])
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+")
 _TERM = re.compile(r"[^\W_]+")  # what unicode61 keeps as a token (letters and digits)
@@ -199,7 +131,7 @@ def item_row(rec: ItemRecord) -> tuple[str, ...]:
 def query_terms(text: str) -> list[str]:
     """A query's distinct terms, tokenised as the stored text is (FTS5 stems them in turn).
 
-    Function words ("a", "the", "的") are dropped unless nothing else is left: with OR-ed terms,
+    Articles and the like ("a", "the", "的") are dropped unless nothing else is left: with OR-ed terms,
     "a fire truck" would otherwise match every title that starts with "A", and hand those items
     a lexical rank in hybrid search.
     """
