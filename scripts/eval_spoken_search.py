@@ -49,6 +49,20 @@ def weighted_rrf(dense: list[str], lexical: list[str], k0: int, w_lex: float) ->
     return sorted(score, key=lambda i: (-score[i], lex_rank.get(i, len(lexical) + 1), i))
 
 
+def convex(dense: list[tuple[str, float]], lexical: list[tuple[str, float]], alpha: float) -> list[str]:
+    """A weighted sum of normalised scores (dense min-max over its list, bm25 over its best): unlike
+    RRF it keeps the margin by which one side prefers its first item."""
+    score: dict[str, float] = defaultdict(float)
+    if dense:
+        hi, lo = dense[0][1], dense[-1][1]
+        for item, x in dense:
+            score[item] += (1 - alpha) * ((x - lo) / (hi - lo) if hi > lo else 1.0)
+    if lexical and lexical[0][1] > 0:
+        for item, x in lexical:
+            score[item] += alpha * x / lexical[0][1]
+    return sorted(score, key=lambda i: (-score[i], i))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -77,7 +91,7 @@ def main() -> int:
         return bool(want) and len(want & got) / len(want) >= HEARD
 
     ranks: dict[str, dict[str, list[int | None]]] = {m: defaultdict(list) for m in SEARCH_MODES}
-    rankings: list[tuple[str, str, list[str], list[str]]] = []
+    rankings: list[tuple[str, str, list[tuple[str, float]], list[tuple[str, float]]]] = []
     started = time.perf_counter()
     for text, item_id in queries:
         lang = language.get(item_id, "?")
@@ -89,8 +103,8 @@ def main() -> int:
             if heard_well(text, item_id):
                 ranks[mode][f"{lang}-heard"].append(rank)
         if args.variants:
-            dense = [h.item_id for h in lib.search(text, k=RRF_DEPTH, mode="dense").results]
-            lexical = [h.item_id for h in lib.search(text, k=RRF_DEPTH, mode="lexical").results]
+            dense = [(h.item_id, h.score) for h in lib.search(text, k=RRF_DEPTH, mode="dense").results]
+            lexical = [(h.item_id, h.score) for h in lib.search(text, k=RRF_DEPTH, mode="lexical").results]
             rankings.append((lang, item_id, dense, lexical))
     elapsed = time.perf_counter() - started
 
@@ -110,17 +124,24 @@ def main() -> int:
     }
     if args.variants:
         variants: dict[str, dict[str, dict[str, float]]] = {}
-        for k0 in (10, 60):
-            for w_lex in (1.0, 1.5, 2.0):
-                by_lang: dict[str, list[int | None]] = defaultdict(list)
-                for lang, item_id, dense, lexical in rankings:
-                    fused = weighted_rrf(dense, lexical, k0, w_lex)[:10]
-                    rank = fused.index(item_id) + 1 if item_id in fused else None
-                    by_lang[lang].append(rank)
-                    by_lang["all"].append(rank)
-                variants[f"rrf k={k0} lexical weight {w_lex}"] = {
-                    lang: ranks_to_metrics(r) for lang, r in sorted(by_lang.items())
-                }
+        fusions = {
+            f"rrf k={k0} lexical weight {w}": (
+                lambda d, lx, k0=k0, w=w: weighted_rrf([i for i, _ in d], [i for i, _ in lx], k0, w)
+            )
+            for k0 in (10, 60)
+            for w in (1.0, 2.0, 3.0)
+        }
+        fusions |= {
+            f"convex lexical share {a}": (lambda d, lx, a=a: convex(d, lx, a)) for a in (0.4, 0.6, 0.8)
+        }
+        for name, fuse in fusions.items():
+            by_lang: dict[str, list[int | None]] = defaultdict(list)
+            for lang, item_id, dense, lexical in rankings:
+                fused = fuse(dense, lexical)[:10]
+                rank = fused.index(item_id) + 1 if item_id in fused else None
+                by_lang[lang].append(rank)
+                by_lang["all"].append(rank)
+            variants[name] = {lang: ranks_to_metrics(r) for lang, r in sorted(by_lang.items())}
         report["variants"] = variants
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
