@@ -48,7 +48,16 @@ from mmrec.results import (
     ProfileSummary,
     RecommendationList,
 )
-from mmrec.search import TEXT_BLOCKS, BlockLayout, SearchFilters, SearchResponse, block_dims, search_vector
+from mmrec.search import (
+    TEXT_BLOCKS,
+    BlockLayout,
+    SearchFilters,
+    SearchResponse,
+    block_dims,
+    check_mode,
+    search_text,
+    search_vector,
+)
 from mmrec.store import ItemRecord, LibraryStore
 from mmrec.store.thumbnails import BackfillStep, Thumbnail
 
@@ -489,9 +498,17 @@ class Library:
         return {int(k) for k in self.store.has_thumbnails(keys)}
 
     # ----------------------------------------------------------------- search
-    def search(self, text: str, k: int = 10, filters: SearchFilters | None = None) -> SearchResponse:
+    def search(
+        self, text: str, k: int = 10, filters: SearchFilters | None = None, mode: str = "hybrid"
+    ) -> SearchResponse:
         """Text -> items: the query reaches titles, descriptions, tags, transcripts and visual tags,
-        and the frame/audio spaces too when the models have text towers (CLIP/SigLIP, CLAP)."""
+        and the frame/audio spaces too when the models have text towers (CLIP/SigLIP, CLAP).
+
+        ``mode``: ``hybrid`` (default) fuses the dense ranking with the exact-word (FTS5 bm25)
+        ranking by reciprocal rank; ``dense`` or ``lexical`` use one side (``lexical`` loads no
+        model). Each hit's ``matched`` says which side ranked it where, and the words it matched.
+        """
+        check_mode(mode)
         text = text.strip()
         if not text:
             raise InvalidInputError("search", "q", "the query text is empty")
@@ -499,9 +516,10 @@ class Library:
             raise InvalidInputError("search", "q", f"the query is {reason}; shorten it")
         _check_k(k)
         self.refresh()
+        if mode == "lexical":
+            return search_text(self.store, None, None, None, text, k, filters, mode)
         query = self.text_query_vector(text)
-        hits = search_vector(self.store, self.index, self.fusion, query, k, filters)
-        return SearchResponse(query={"text": text}, results=hits)
+        return search_text(self.store, self.index, self.fusion, query, text, k, filters, mode)
 
     def text_query_blocks(self, text: str) -> dict[str, np.ndarray]:
         """Per-block query vectors for a text query, for every block the library's fusion has."""

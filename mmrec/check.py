@@ -142,6 +142,7 @@ def _run_checks(root: Path) -> _Findings:
         _check_fusion(store, manifest, found)
         _check_index(store, found)
         _check_thumbnails(store, found)
+        _check_lexical(store, found)
         _check_events(store, found)
     finally:
         store.close()
@@ -508,6 +509,47 @@ def _check_thumbnails(store: LibraryStore, found: _Findings) -> None:
         )
 
 
+# ====================================================================== full-text (lexical) index
+def _check_lexical(store: LibraryStore, found: _Findings) -> None:
+    """The FTS rows must be exactly the ok items' words (derived data: ``--repair`` rebuilds them)."""
+    found.checked.append("lexical")
+    diff = store.lexical_diff()
+    fix = found.cmd(REPAIR) + " (rebuilds the full-text index from the catalog)"
+    where = store.path / CATALOG
+    if not diff.table_present:
+        found.add(
+            "lexical-missing",
+            "lexical",
+            where,
+            "no full-text index (a library made before it): lexical search is unavailable and hybrid "
+            "search uses the dense side only",
+            fix,
+            True,
+        )
+    elif diff.damaged:
+        found.add(
+            "lexical-damaged", "lexical", where, f"the full-text index is damaged ({diff.damaged})", fix, True
+        )
+    elif not diff.ok:
+        parts = [
+            f"{len(keys)} {what} (e.g. key {keys[0]})"
+            for what, keys in (
+                ("ok items without a row", diff.missing),
+                ("rows of items that are gone or failed", diff.extra),
+                ("rows whose words differ from the item's", diff.stale),
+            )
+            if keys
+        ]
+        found.add(
+            "lexical-mismatch",
+            "lexical",
+            where,
+            "full-text rows disagree with the catalog: " + "; ".join(parts),
+            fix,
+            True,
+        )
+
+
 # ====================================================================== events and profiles
 def _check_events(store: LibraryStore, found: _Findings) -> None:
     from mmrec.events.store import FILENAME
@@ -598,6 +640,8 @@ def _repair(root: Path, found: _Findings, thumbnails: ThumbnailRepair | None) ->
             from mmrec.index.library_index import LibraryIndex
 
             LibraryIndex.open(store).rebuild()
+        if codes & {"lexical-missing", "lexical-damaged", "lexical-mismatch"}:
+            store.rebuild_lexical()
         if codes & {"profiles-damaged", "profiles-ahead"}:
             _repair_profiles(store)
         if "thumbnails-missing" in codes and thumbnails is not None:

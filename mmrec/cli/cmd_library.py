@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mmrec.cli.common import device_option, json_option, library_option, print_json
-from mmrec.search import SearchFilters, SearchResponse
+from mmrec.search import SEARCH_MODES, MatchInfo, SearchFilters, SearchResponse
 
 if TYPE_CHECKING:
     from mmrec.api import Library
@@ -46,13 +46,32 @@ def _print_results(response: SearchResponse) -> None:
     table.add_column("kind")
     table.add_column("title")
     table.add_column("why (per-modality contribution)")
+    matched = any(hit.matched is not None for hit in response.results)
+    if matched:
+        table.add_column("matched (dense/lexical rank: words)")
     for rank, hit in enumerate(response.results, 1):
         parts = sorted(hit.contributions.items(), key=lambda kv: -kv[1])
         why = ", ".join(f"{m} {v:.2f}" for m, v in parts[:3])
-        table.add_row(str(rank), f"{hit.score:.3f}", hit.item_id, hit.kind, hit.title[:50], why)
+        row = [str(rank), f"{hit.score:.3f}", hit.item_id, hit.kind, hit.title[:50], why]
+        if matched:
+            row.append(_matched_text(hit.matched))
+        table.add_row(*row)
     console.print(table)
     if not response.results:
         console.print("no results (is the library empty, or are the filters too narrow?)")
+    if note := response.query.get("lexical"):
+        console.print(f"lexical side {note}", markup=False)
+
+
+def _matched_text(m: MatchInfo | None) -> str:
+    """``d3 l1: title decker`` - which side ranked the item where, and the words it matched."""
+    if m is None:
+        return ""
+    ranks = " ".join(
+        f"{side}{r}" for side, r in (("d", m.dense_rank), ("l", m.lexical_rank)) if r is not None
+    )
+    words = "; ".join(f"{f} {' '.join(ws[:5])}" for f, ws in m.words.items())
+    return f"{ranks}: {words}" if words else ranks
 
 
 @click.command("info")
@@ -92,15 +111,23 @@ def info(library: Path, as_json: bool, failures: bool) -> None:
 @click.command("search")
 @click.argument("text")
 @filter_options
+@click.option(
+    "--mode",
+    type=click.Choice(SEARCH_MODES),
+    default="hybrid",
+    show_default=True,
+    help="hybrid: meaning and exact words, fused by rank; dense: meaning only; lexical: exact words only.",
+)
 @library_option
 @device_option
 @json_option
 def search(
-    text: str, k: int, kind: str | None, min_duration: float | None, tag: str | None,
+    text: str, k: int, kind: str | None, min_duration: float | None, tag: str | None, mode: str,
     library: Path, device: str, as_json: bool,
 ) -> None:  # fmt: skip
     """Find items matching TEXT (English or Chinese): titles, descriptions, tags, transcripts, visual tags."""
-    response = _open(library, device).search(text, k=k, filters=SearchFilters(kind, min_duration, tag))
+    filters = SearchFilters(kind, min_duration, tag)
+    response = _open(library, device).search(text, k=k, filters=filters, mode=mode)
     print_json(response.to_dict()) if as_json else _print_results(response)
 
 

@@ -14,7 +14,6 @@ Nothing here builds vectors or indexes of its own: the figures are what ``mmrec 
 from __future__ import annotations
 
 import csv
-import inspect
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -25,12 +24,11 @@ import numpy as np
 
 from mmrec.errors import InvalidInputError
 from mmrec.evaluate import metrics as M
-from mmrec.search import SearchResponse
+from mmrec.search import SEARCH_MODES, SearchResponse
 from mmrec.store import LibraryStore
 
 KS = (1, 5, 10)
 MAX_DEPTH = 1000  # Library queries return at most this many results
-SEARCH_MODES = ("hybrid", "dense", "lexical")
 
 
 class RetrievalLibrary(Protocol):
@@ -40,7 +38,7 @@ class RetrievalLibrary(Protocol):
 
     def similar(self, query: str, k: int = 10) -> SearchResponse: ...
 
-    def search(self, text: str, k: int = 10) -> SearchResponse: ...
+    def search(self, text: str, k: int = 10, *, mode: str = "hybrid") -> SearchResponse: ...
 
 
 @dataclass(frozen=True)
@@ -304,10 +302,6 @@ class TextToItemReport:
         }
 
 
-def _search_modes(library: RetrievalLibrary) -> bool:
-    return "mode" in inspect.signature(library.search).parameters
-
-
 def text_to_item(
     library: RetrievalLibrary,
     queries: str | Path,
@@ -337,14 +331,10 @@ def text_to_item(
             raise InvalidInputError(str(path), "item_id", f"right items outside the gallery: {outside[:5]}")
     if not 1 <= depth <= MAX_DEPTH:
         raise InvalidInputError("evaluate", "depth", f"must be within 1..{MAX_DEPTH}, got {depth}")
-    # TODO(hybrid-search): Library.search(..., mode=) lands with that branch; until then it is dense only.
-    extra = {"mode": mode} if _search_modes(library) else {}
-    if not extra and mode == "lexical":
-        raise InvalidInputError("evaluate", "mode", "this library's search has no lexical side yet")
-    used = mode if extra else "dense"
+    used = mode
     ranked: list[list[int]] = []
     for q in rows:
-        hits = library.search(q.text, k=depth, **extra).results
+        hits = library.search(q.text, k=depth, mode=mode).results
         ranked.append([index[h.item_id] for h in hits if gallery is None or h.item_id in gallery])
     relevant = [{index[i] for i in q.items} for q in rows]
 

@@ -43,6 +43,7 @@ T = TypeVar("T")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 KIND = Literal["video", "audio", "image", "text"]
+MODE = Literal["hybrid", "dense", "lexical"]  # mmrec.search.SEARCH_MODES (a test keeps them equal)
 MAX_K = 500
 MAX_ROWS = 10_000
 K = Annotated[int, Query(ge=1, le=MAX_K, description="How many results.")]
@@ -209,12 +210,20 @@ def create_app(
         q: Annotated[str, Query(min_length=1, max_length=2000, description="Text, in any language.")],
         filters: Filters,
         k: K = 10,
+        mode: Annotated[
+            MODE,
+            Query(
+                description="hybrid (default): meaning and exact words fused by rank; dense: meaning "
+                "only; lexical: exact words only (full-text, bm25)."
+            ),
+        ] = "hybrid",
     ) -> JSONResponse:
         """Text -> items (titles, descriptions, tags, transcripts, and pictures/sound through the
-        fusion's bridges). Each hit carries its per-modality score contributions."""
+        fusion's bridges). Each hit carries its per-modality score contributions and ``matched``:
+        which side (dense, lexical) ranked it where, and the words it matched per field."""
         if not q.strip():
             raise ApiError(422, "the query is empty", field="q")
-        return JSONResponse(payload(await run(library.search, q, k=k, filters=filters)))
+        return JSONResponse(payload(await run(library.search, q, k=k, filters=filters, mode=mode)))
 
     @app.post("/api/similar", response_model=schemas.SearchResponse, responses=_WRITE_ERRORS, tags=["search"])
     async def similar_to_upload(

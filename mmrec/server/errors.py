@@ -23,6 +23,7 @@ from mmrec.errors import (
     MmrecError,
 )
 from mmrec.recommend.recommender import UnknownUserError
+from mmrec.store.library import LexicalIndexMissingError
 
 log = logging.getLogger("mmrec.server")
 
@@ -122,6 +123,12 @@ async def _mmrec(request: Request, exc: Exception) -> JSONResponse:
         return error_response(404, str(exc), type="unknown_user", field="user_id")
     if isinstance(exc, InvalidInputError):
         return error_response(422, exc.reason, type="invalid_input", field=exc.field)
+    if isinstance(exc, LexicalIndexMissingError):  # an older library: say how to build it (no path)
+        message = (
+            "this library has no full-text index yet (made by an older mmrec); build it with "
+            "`mmrec check --repair` on the library, or search with mode=dense"
+        )
+        return error_response(503, message, type="lexical_index_missing", field="mode")
     if isinstance(exc, LibraryError):
         log.error("library unavailable: %s", exc)
         return error_response(503, "the library cannot be read right now", type="library_unavailable")

@@ -35,14 +35,37 @@ class Health(BaseModel):
     error: str | None = Field(default=None, description="Why warm-up failed, when it did.")
 
 
+class SearchMatch(_Open):
+    """Why a text search returned an item: which side ranked it where, and the words it matched."""
+
+    dense_rank: int | None = Field(description="1-based rank in the dense (embedding) ranking, if ranked.")
+    lexical_rank: int | None = Field(description="1-based rank in the full-text (bm25) ranking, if ranked.")
+    dense_score: float | None = Field(description="Cosine of query and item; the contributions sum to it.")
+    lexical_score: float | None = Field(
+        description="bm25 relevance (higher is better), if the words matched."
+    )
+    words: dict[str, list[str]] = Field(
+        description="Stored words the query matched, per field: title, description, tags, transcript, vtags."
+    )
+
+
 class SearchHit(_Open):
     item_id: str
     path: str | None
     title: str
     kind: str
-    score: float
-    contributions: dict[str, float] = Field(description="Per-modality parts of the score (they sum to it).")
+    score: float = Field(
+        description="What the ranking used: the cosine (dense, similar items), bm25 relevance (lexical), "
+        "or the reciprocal-rank-fusion sum (hybrid)."
+    )
+    contributions: dict[str, float] = Field(
+        description="Per-modality parts of the dense cosine (they sum to it: `score` in dense mode and for "
+        "similar items, `matched.dense_score` in text searches)."
+    )
     attention: dict[str, float] = Field(description="The item's fusion weight per modality.")
+    matched: SearchMatch | None = Field(
+        default=None, description="Text searches only: which side found the item, and the words it matched."
+    )
 
 
 class SearchResponse(_Open):

@@ -36,6 +36,16 @@ SOURCES_DDL = """CREATE TABLE IF NOT EXISTS sources (
     created REAL NOT NULL
 )"""
 
+# Also additive: full-text search over each ok item's own words (``mmrec.store.lexical``), one column
+# per field so that matched words can be reported per field. Rows are kept in step with ``items`` by
+# the same transactions; the text is pre-segmented (jieba for Chinese) and FTS5 lower-cases and
+# Porter-stems it. Derived data: ``mmrec check --repair`` rebuilds it.
+LEXICAL_TABLE = "items_fts"
+LEXICAL_DDL = f"""CREATE VIRTUAL TABLE IF NOT EXISTS {LEXICAL_TABLE} USING fts5(
+    title, description, tags, transcript, vtags,
+    tokenize = 'porter unicode61 remove_diacritics 2'
+)"""
+
 _SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -89,6 +99,8 @@ CREATE TABLE IF NOT EXISTS failures (
     + THUMBNAILS_DDL
     + ";"
     + SOURCES_DDL
+    + ";"
+    + LEXICAL_DDL
     + ";"
 )
 

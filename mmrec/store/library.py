@@ -31,6 +31,7 @@ from mmrec.errors import (
     ModelMismatchError,
 )
 from mmrec.store import catalog as cat
+from mmrec.store import lexical
 from mmrec.store.manifest import dumps, fsync_dir, read_json, write_error, write_json_atomic
 from mmrec.store.records import (
     FUSED,
@@ -70,6 +71,18 @@ class LibraryBusyError(LibraryError):
             path,
             f"another {self.holder_operation} is writing to this library ({pid}{when}); wait for it to "
             f"finish, or run {operation} with --wait to queue behind it",
+        )
+
+
+class LexicalIndexMissingError(LibraryError):
+    """The library was made before full-text search existed; a reader never builds the table."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            path,
+            "this library has no full-text index yet (it was made by an older mmrec); build it with "
+            f"`mmrec check --library {path} --repair` (or any `mmrec encode` into it), or search with "
+            "--mode dense",
         )
 
 
@@ -480,6 +493,7 @@ class LibraryStore:
                         [(rec.path,) for rec, _, _, _, _ in prepared if rec.path],
                     )
                 self._write_item_thumbnails(conn, [(keys[i], prepared[i][4]) for i in last.values()], now)
+                lexical.sync_keys(conn, keys)  # the items' words, in this same transaction
                 for m, end in assigned.items():
                     cat.set_meta(conn, _ROWS + m, str(end))
                 cat.set_meta(conn, "seq", str(seq))
@@ -788,6 +802,7 @@ class LibraryStore:
                     if path is not None:
                         conn.execute("DELETE FROM failures WHERE path=?", (path,))
                     deleted.append(int(key))
+            lexical.sync_keys(conn, deleted)  # their full-text rows go in this same transaction
             cat.set_meta(conn, "seq", str(seq))
         return deleted
 
@@ -906,6 +921,44 @@ class LibraryStore:
             ):
                 found[int(k)] = json.loads(w)
         return [dict(found.get(int(k), {})) for k in keys]
+
+    # ================================================================== full-text (lexical) search
+    def has_lexical(self) -> bool:
+        """Whether the catalog holds the full-text table (libraries made before it do not)."""
+        return lexical.has_table(self._db)
+
+    def lexical_search(
+        self, text: str, limit: int, allowed: Callable[[int], bool] | None = None
+    ) -> list[lexical.LexicalMatch]:
+        """Ok items whose words match ``text``, best bm25 first (see ``mmrec.store.lexical``).
+
+        A library without the table raises :class:`LexicalIndexMissingError`, naming the command
+        that builds it: a reader never creates it.
+        """
+        try:
+            return lexical.search(self._db, text, limit, allowed)
+        except sqlite3.OperationalError as exc:
+            if cat.is_missing_table(exc, lexical.TABLE):
+                raise LexicalIndexMissingError(str(self.path)) from None
+            raise
+
+    def lexical_words(self, text: str, keys: Sequence[int]) -> dict[int, dict[str, list[str]]]:
+        """Per key, the words of each field that ``text`` matched ({} without the table)."""
+        try:
+            return lexical.matched_words(self._db, text, keys)
+        except sqlite3.OperationalError as exc:
+            if cat.is_missing_table(exc, lexical.TABLE):
+                return {}
+            raise
+
+    def lexical_diff(self) -> lexical.LexicalDiff:
+        """How the full-text rows disagree with the catalog (read-only; ``mmrec check``)."""
+        return lexical.diff(self._db)
+
+    def rebuild_lexical(self) -> int:
+        """Rebuild the full-text table from the catalog in one transaction (derived data); rows written."""
+        with self._writing() as conn, self._transaction(conn):
+            return lexical.rebuild(conn)
 
     # ================================================================== reading vectors
     def _slots(self, modality: str, keys: Sequence[int]) -> dict[int, tuple[int, int]]:

@@ -28,8 +28,9 @@ def test_english_text_search_finds_the_captioned_image(library: Library) -> None
     hits = library.search("a fire truck", k=3).results
     assert hits[0].item_id == "images/firetruck.png"
     assert hits[0].score > hits[1].score
-    # Contributions are exact parts of the score.
-    assert sum(hits[0].contributions.values()) == pytest.approx(hits[0].score, abs=1e-4)
+    # Contributions are exact parts of the dense score (hybrid's own score fuses ranks).
+    assert hits[0].matched is not None and hits[0].matched.dense_score is not None
+    assert sum(hits[0].contributions.values()) == pytest.approx(hits[0].matched.dense_score, abs=1e-4)
 
 
 def test_chinese_queries_reach_english_and_chinese_items(library: Library) -> None:
@@ -78,7 +79,7 @@ def test_cli_json_shapes_and_errors(library: Library) -> None:
     res = runner.invoke(cli, ["search", "a double decker bus", "-k", "2", "--json", "--library", lib])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
-    assert payload["query"] == {"text": "a double decker bus"}
+    assert payload["query"] == {"text": "a double decker bus", "mode": "hybrid"}
     first = payload["results"][0]
     assert set(first) >= {"item_id", "path", "title", "score", "contributions"}
     assert first["item_id"] == "images/double_decker_bus.png"

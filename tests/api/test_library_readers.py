@@ -189,7 +189,8 @@ def test_a_reader_follows_a_new_fusion_and_new_events(copy: Path) -> None:
         assert reader.fusion.version == report["version"] != old_version
         assert reader.index.seq == writer.store.seq()
         for hit in hits:  # contributions are exact parts of the score only if both sides were re-fused alike
-            assert sum(hit.contributions.values()) == pytest.approx(hit.score, abs=1e-4)
+            assert hit.matched is not None and hit.matched.dense_score is not None
+            assert sum(hit.contributions.values()) == pytest.approx(hit.matched.dense_score, abs=1e-4)
         assert reader.profile("eve").n_events == 1
     finally:
         writer.close()

@@ -193,6 +193,8 @@ def test_search_item_page_and_similar(page: Page, artifacts: Path) -> None:
     expect(first.locator(".title")).to_have_text("A fire truck.")
     modalities = first.locator(".bar-name").all_inner_texts()
     assert "text" in modalities and len(modalities) >= 2  # per-modality contribution bars
+    expect(first.locator(".matched")).to_contain_text("title:")  # the words hybrid search matched, per field
+    assert {"fire", "truck"} <= set(first.locator(".matched .chip").all_inner_texts())
     page.screenshot(path=artifacts / "01-search-english.png")
 
     search(page, "消防车")  # Chinese query, English captions

@@ -97,7 +97,8 @@ def test_search_in_english_and_chinese(client: TestClient) -> None:
     top = body.results[0]
     assert top.item_id == "images/firetruck.png"
     assert top.score > body.results[1].score
-    assert sum(top.contributions.values()) == pytest.approx(top.score, abs=1e-4)
+    assert top.matched is not None and top.matched.dense_score is not None  # hybrid's score fuses ranks
+    assert sum(top.contributions.values()) == pytest.approx(top.matched.dense_score, abs=1e-4)
     zh = client.get("/api/search", params={"q": "消防车", "k": 3}).json()
     assert zh["results"][0]["item_id"] == "images/firetruck.png"
 

@@ -194,9 +194,23 @@ function fillDuration(el, item) {
     .catch(() => {});
 }
 
+/** The item's words that a text search matched, per field (``matched.words``), as text chips. */
+function matchedWords(matched) {
+  const fields = Object.entries((matched && matched.words) || {}).filter(([, words]) => words.length);
+  if (!fields.length) return null;
+  return h(
+    "p",
+    { class: "matched", title: "Words of this item that the query matched" },
+    fields.map(([field, words]) =>
+      h("span", { class: "matched-field" }, `${field}: `, chips(words.slice(0, 6), "chip word")),
+    ),
+  );
+}
+
 const hitCards = (hits) =>
   hits.map((hit) => {
-    const el = card(hit, { score: hit.score, contributions: hit.contributions });
+    const extra = matchedWords(hit.matched);
+    const el = card(hit, { score: hit.score, contributions: hit.contributions, extra });
     fillDuration(el, hit);
     return el;
   });
