@@ -45,6 +45,7 @@ class FixedLists:
     def __init__(self, similar: dict[str, list[str]], search: dict[str, list[str]]) -> None:
         self.store = _Store(Path("fixed"), ["a1", "a2", "a3", "b1", "b2", "c1", "u"])
         self._similar, self._search = similar, search
+        self.modes: list[str] = []  # the search mode of every call, in order
 
     @staticmethod
     def _response(ids: list[str], k: int) -> SearchResponse:
@@ -55,7 +56,8 @@ class FixedLists:
     def similar(self, query: str, k: int = 10) -> SearchResponse:
         return self._response(self._similar[query], k)
 
-    def search(self, text: str, k: int = 10) -> SearchResponse:
+    def search(self, text: str, k: int = 10, *, mode: str = "hybrid") -> SearchResponse:
+        self.modes.append(mode)
         return self._response(self._search[text], k)
 
 
@@ -105,8 +107,9 @@ def test_text_to_item_counted_by_hand(tmp_path: Path) -> None:
     queries.write_text(
         "query,item_id,language\none,a1,en\ntwo,b1,en\ntwo,b2,en\nthree,c1,zh\n", encoding="utf-8"
     )
-    report = text_to_item(FixedLists(SIMILAR, SEARCH), queries)
-    assert report.mode == "dense"  # this library's search has no modes yet
+    lib = FixedLists(SIMILAR, SEARCH)
+    report = text_to_item(lib, queries, mode="dense")
+    assert report.mode == "dense" and lib.modes == ["dense"] * 3  # the mode reaches Library.search
     assert report.overall.queries == 3
     assert report.overall.recall == {1: pytest.approx(1 / 3), 5: pytest.approx(2 / 3), 10: 1.0}
     assert report.overall.mrr == pytest.approx((1 / 2 + 1 + 1 / 7) / 3)
@@ -155,8 +158,6 @@ def test_bad_files_name_the_file_line_and_id(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"queries\.csv:2: field 'query': is empty"):
         text_to_item(lib, queries)
     queries.write_text("query,item_id\none,a1\n", encoding="utf-8")
-    with pytest.raises(InvalidInputError, match="lexical"):
-        text_to_item(lib, queries, mode="lexical")
     with pytest.raises(InvalidInputError, match="must be one of"):
         text_to_item(lib, queries, mode="fuzzy")
 
