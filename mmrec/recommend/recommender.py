@@ -114,6 +114,9 @@ class RefitReport:
     n_items: int
     pending_before: int
     seconds: float
+    n_interactions: int = 0  # distinct (user, item) pairs with a positive event
+    version: str = ""  # the new model's version ("" when nothing could be fitted)
+    version_before: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,6 +173,7 @@ class Recommender:
         self.profiles = ProfileStore(events)
         self._lock = threading.RLock()
         self._clusters: ItemClusters | None = None
+        self.last_fit: RefitReport | None = None  # the latest refit(), None while the model was handed in
         self._set_model(hybrid, interactions)
 
     def _set_model(self, hybrid: Any | None, interactions: Any | None) -> None:
@@ -236,19 +240,24 @@ class Recommender:
         """
         started = time.perf_counter()
         pending = self._pending
+        before = str(getattr(self.hybrid, "version", "") or "")
         if fitted is None:
             from mmrec.recommend.live_hybrid import fit_live_hybrid
 
             fitted = fit_live_hybrid(self.events, self.store)  # type: ignore[arg-type]
         hybrid, data = fitted if fitted is not None else (None, None)
         self._set_model(hybrid, data)
-        return RefitReport(
+        self.last_fit = RefitReport(
             fitted=hybrid is not None,
             n_users=int(getattr(data, "n_users", 0)),
             n_items=len(self.cf_items),
             pending_before=pending,
             seconds=round(time.perf_counter() - started, 4),
+            n_interactions=int(data.matrix.nnz) if data is not None else 0,
+            version=str(getattr(hybrid, "version", "") or ""),
+            version_before=before,
         )
+        return self.last_fit
 
     def forget_user(self, user_id: str) -> dict[str, object]:
         """Drop everything held in memory about ``user_id`` (call after their rows left the store).
