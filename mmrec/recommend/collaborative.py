@@ -138,21 +138,42 @@ class Popularity:
 class EASE:
     """Embarrassingly Shallow Autoencoder (Steck 2019): closed-form item-item weights B, diag(B)=0.
 
-    B = I − P·diag(1/diag(P)) with P = (XᵀX + λI)⁻¹. The inverse is dense item × item, so this is
-    meant for catalogues up to ~20k items (20k² float32 = 1.6 GB); beyond that use ItemKNN or ALS.
+    B = I − P·diag(1/diag(P)) with P = G⁻¹ and G = XᵀX + λI. Two optional terms of G:
+
+    - ``pop_l2`` = c adds c·diag(XᵀX): a ridge that grows with the item's own count, what dropout
+      on the input amounts to in closed form (Steck 2020, EDLAE; c = p / (1 − p) for dropout p).
+      Popular items then predict less from themselves alone.
+    - ``side_weight`` = a with item content C (unit rows) adds a·CCᵀ: each content dimension acts
+      as a pseudo-user holding the items that share it (side information as extra rows of X, as in
+      collective SLIM), so items with similar text are linked even where few users saw both. ``a``
+      counts in interactions (a cosine of 1 weighs like a users who had both items); it is absolute,
+      not scaled by the data, so forgetting a user stays exact.
+
+    The inverse is dense item × item, so this is meant for catalogues up to ~20k items (20k² float32
+    = 1.6 GB); beyond that use ItemKNN or ALS.
     """
 
-    def __init__(self, l2: float = 300.0, keep_inverse: bool = True) -> None:
+    def __init__(
+        self, l2: float = 300.0, keep_inverse: bool = True, pop_l2: float = 0.0, side_weight: float = 0.0
+    ) -> None:
         self.l2 = float(l2)
+        self.pop_l2 = float(pop_l2)
+        self.side_weight = float(side_weight)
         self.keep_inverse = keep_inverse
         self.B: np.ndarray | None = None
-        # P = (XᵀX + λI)⁻¹ in float64: kept so one user's row can be removed exactly (see forget_rows).
+        # P = G⁻¹ in float64: kept so one user's row can be removed exactly (see forget_rows).
         self.P: np.ndarray | None = None
 
-    def fit(self, data: InteractionData) -> EASE:
+    def fit(self, data: InteractionData, item_content: np.ndarray | None = None) -> EASE:
+        """``item_content`` (rows follow ``data.items``) is used when ``side_weight`` > 0."""
         x = data.matrix
         gram = (x.T @ x).toarray().astype(np.float64)
-        gram[np.diag_indices_from(gram)] += self.l2
+        counts = np.diag(gram).copy()
+        if self.side_weight > 0 and item_content is not None:
+            c = np.asarray(item_content, dtype=np.float64)
+            c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+            gram += self.side_weight * (c @ c.T)
+        gram[np.diag_indices_from(gram)] += self.l2 + self.pop_l2 * counts
         p = np.linalg.inv(gram)
         self.P = p if self.keep_inverse else None
         self.B = self._weights(p)
@@ -168,8 +189,11 @@ class EASE:
         """Remove users' rows from the fit exactly, as if they had never been in X.
 
         Each row x is a rank-1 term of XᵀX, so the inverse follows by Sherman–Morrison:
-        (G − xxᵀ)⁻¹ = P + (Px)(Px)ᵀ / (1 − xᵀPx). O(n_items²) per row instead of a refit's
-        O(n_items³); needs P (float64), which ``fit`` keeps unless ``keep_inverse=False``.
+        (G − xxᵀ)⁻¹ = P + (Px)(Px)ᵀ / (1 − xᵀPx). With ``pop_l2`` = c the row also leaves
+        c·diag(x²), so G loses UUᵀ with U = [x, √c·x_j·e_j for j in x's items] and Woodbury gives
+        (G − UUᵀ)⁻¹ = P + PU(I − UᵀPU)⁻¹UᵀP. O(n_items²·m) per row of m items instead of a refit's
+        O(n_items³); needs P (float64), which ``fit`` keeps unless ``keep_inverse=False``. The
+        content term does not depend on users and stays.
         """
         if self.P is None:
             raise InvalidInputError("EASE.forget_rows", "P", "the inverse Gram matrix was not kept; refit")
@@ -179,9 +203,15 @@ class EASE:
             nz = np.flatnonzero(x)
             if not len(nz):
                 continue
-            px = p[:, nz] @ x[nz]
-            denom = 1.0 - float(x[nz] @ px[nz])
-            p += np.outer(px, px) / denom  # in place: P stays symmetric positive definite (λ > 0)
+            if self.pop_l2 <= 0:
+                px = p[:, nz] @ x[nz]
+                denom = 1.0 - float(x[nz] @ px[nz])
+                p += np.outer(px, px) / denom  # in place: P stays symmetric positive definite (λ > 0)
+                continue
+            u = np.hstack([x[nz, None], np.diag(np.sqrt(self.pop_l2) * x[nz])])  # rows: the items nz
+            pu = p[:, nz] @ u
+            inner = np.eye(u.shape[1]) - u.T @ pu[nz]
+            p += pu @ np.linalg.solve(inner, pu.T)
         self.B = self._weights(p)
 
     def score(self, user_rows: sp.csr_matrix) -> np.ndarray:

@@ -41,6 +41,15 @@ class ExploreConfig:
     # True: a slot only goes to a cluster the rest of the list does not show (diversify first);
     # False: the drawn cluster's best item not listed yet, whichever cluster it is.
     new_clusters_only: bool = True
+    # Exploration starts once this many of the user's served items were judged (engaged or skipped):
+    # 0 explores from the first list on.
+    min_judged_servings: int = 0
+    # How a slot picks inside its cluster: "blend" (the list's own score) or "collaborative" (what
+    # users with a similar history engaged with there; see Recommender._explore_rank).
+    pick: str = "blend"
+    # None: a slot may take any item of its cluster; N: only items the list's own ranking puts in its
+    # first N·k (exploration among plausible items, so an exploring slot is rarely a wasted one).
+    plausible_rank: int | None = 3
 
 
 class ClusterSource(Protocol):

@@ -125,7 +125,9 @@ class HybridScorer:
         weights: dict[str, float] | None = None,
         l2: float = 300.0,
         tune: bool = True,
-        l2_grid: tuple[float, ...] = (100.0, 250.0, 500.0, 1000.0),
+        l2_grid: tuple[float, ...] = (200.0, 300.0, 500.0, 1000.0),
+        # (EASE.pop_l2, EASE.side_weight) pairs tried with every λ; the first is used untuned.
+        ease_grid: tuple[tuple[float, float], ...] = ((0.0, 0.0), (1.0, 0.0), (1.0, 100.0)),
         weight_grid: tuple[float, ...] = (0.0, 0.05, 0.15, 0.4),
         content_l2: float = 3.0,
         min_content_weight: float = 0.01,
@@ -138,6 +140,8 @@ class HybridScorer:
         if unknown:
             raise InvalidInputError("HybridScorer", "weights", f"unknown components {sorted(unknown)}")
         self.l2, self.tune, self.l2_grid, self.weight_grid = l2, tune, l2_grid, weight_grid
+        self.ease_grid = ease_grid
+        self.ease_terms: tuple[float, float] = ease_grid[0] if ease_grid else (0.0, 0.0)
         self.content_l2, self.validation_fraction, self.k, self.seed = (
             content_l2,
             validation_fraction,
@@ -189,9 +193,10 @@ class HybridScorer:
     def forget_user(self, user_id: str) -> dict[str, object] | None:
         """Remove one user from the fitted model as if they had never been in the training data.
 
-        EASE is downdated exactly (Sherman–Morrison on its kept inverse), popularity loses the user's
-        counts, and the content mapping is re-solved from the new EASE columns (closed form). The
-        blend weights and λ tuned on validation (when ``tune``) are kept: two grid choices, no rows.
+        EASE is downdated exactly (Sherman–Morrison, or Woodbury with ``pop_l2``, on its kept
+        inverse), popularity loses the user's counts, and the content mapping is re-solved from the
+        new EASE columns (closed form). The blend weights, λ and EASE's terms tuned on validation
+        (when ``tune``) are kept: grid choices, no rows.
         Returns what changed (None when the user is not in the fit), and gives the model a new version.
         """
         data = self.fitted
@@ -225,8 +230,17 @@ class HybridScorer:
 
         return sub(tr), sub(va)
 
-    def _fit_components(self, data: InteractionData, item_content: np.ndarray | None, l2: float) -> None:
-        self._ease = EASE(l2).fit(data)
+    def _fit_components(
+        self,
+        data: InteractionData,
+        item_content: np.ndarray | None,
+        l2: float,
+        terms: tuple[float, float] | None = None,
+    ) -> None:
+        pop_l2, side = terms if terms is not None else self.ease_terms
+        self._ease = EASE(l2, pop_l2=pop_l2, side_weight=side if item_content is not None else 0.0).fit(
+            data, item_content
+        )
         self._pop = Popularity().fit(data)
         self._content = (
             None if item_content is None else l2_normalize(np.asarray(item_content, dtype=np.float32))
@@ -241,12 +255,15 @@ class HybridScorer:
         users = np.flatnonzero(np.diff(val.matrix.indptr) > 0)
         rows = fit_part.matrix[users]
         relevant = [set(val.matrix[u].indices) for u in users]
-        best = (-1.0, self.l2, dict(self.weights))
+        best = (-1.0, self.l2, dict(self.weights), self.ease_terms)
         names = [
             c for c in COMPONENTS if c != "collaborative" and (c != "content" or item_content is not None)
         ]
-        for l2 in self.l2_grid:
-            self._fit_components(fit_part, item_content, l2)
+        grid = [(t, l2) for t in self.ease_grid or [self.ease_terms] for l2 in self.l2_grid]
+        for terms, l2 in grid:
+            if item_content is None and terms[1] > 0:
+                continue  # no content: the side-information term is the same as without it
+            self._fit_components(fit_part, item_content, l2, terms)
             parts = self._components(rows)
             for combo in itertools.product(self.weight_grid, repeat=len(names)):
                 weights = {
@@ -260,9 +277,14 @@ class HybridScorer:
                 total = sum(weights[c] * parts[c] for c in COMPONENTS)
                 ndcg = ndcg_at_k(top_k(total, self.k, exclude=rows), relevant, self.k)
                 if ndcg > best[0]:
-                    best = (ndcg, l2, weights)
-        self.tuning = {"validation_ndcg": best[0], "l2": best[1]}
-        self.l2, self.weights = best[1], best[2]
+                    best = (ndcg, l2, weights, terms)
+        self.tuning = {
+            "validation_ndcg": best[0],
+            "l2": best[1],
+            "pop_l2": best[3][0],
+            "side_weight": best[3][1],
+        }
+        self.l2, self.weights, self.ease_terms = best[1], best[2], best[3]
 
     # -- scoring ---------------------------------------------------------------------------
     def _components(

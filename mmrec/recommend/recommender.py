@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -114,6 +114,9 @@ class RefitReport:
     n_items: int
     pending_before: int
     seconds: float
+    n_interactions: int = 0  # distinct (user, item) pairs with a positive event
+    version: str = ""  # the new model's version ("" when nothing could be fitted)
+    version_before: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,6 +173,7 @@ class Recommender:
         self.profiles = ProfileStore(events)
         self._lock = threading.RLock()
         self._clusters: ItemClusters | None = None
+        self.last_fit: RefitReport | None = None  # the latest refit(), None while the model was handed in
         self._set_model(hybrid, interactions)
 
     def _set_model(self, hybrid: Any | None, interactions: Any | None) -> None:
@@ -236,19 +240,24 @@ class Recommender:
         """
         started = time.perf_counter()
         pending = self._pending
+        before = str(getattr(self.hybrid, "version", "") or "")
         if fitted is None:
             from mmrec.recommend.live_hybrid import fit_live_hybrid
 
             fitted = fit_live_hybrid(self.events, self.store)  # type: ignore[arg-type]
         hybrid, data = fitted if fitted is not None else (None, None)
         self._set_model(hybrid, data)
-        return RefitReport(
+        self.last_fit = RefitReport(
             fitted=hybrid is not None,
             n_users=int(getattr(data, "n_users", 0)),
             n_items=len(self.cf_items),
             pending_before=pending,
             seconds=round(time.perf_counter() - started, 4),
+            n_interactions=int(data.matrix.nnz) if data is not None else 0,
+            version=str(getattr(hybrid, "version", "") or ""),
+            version_before=before,
         )
+        return self.last_fit
 
     def forget_user(self, user_id: str) -> dict[str, object]:
         """Drop everything held in memory about ``user_id`` (call after their rows left the store).
@@ -374,6 +383,8 @@ class Recommender:
             return []
         scored = self._score(cand, prof, queries, qweights, cf_vec, pop_vec, skips, pop)
         n_explore = 0 if not explore else min(k, max(1, round(explore * k)))
+        if sum(skips.values()) + sum(engaged.values()) < self.explore_config.min_judged_servings:
+            n_explore = 0
         order = _mmr(scored.total, scored.vecs, k, 1.0 - diversity)
         chosen: list[tuple[_Scored, int, Reason | None]] = [(scored, i, None) for i in order[: k - n_explore]]
         if n_explore:
@@ -529,33 +540,84 @@ class Recommender:
         rng = request_rng(self.explore_config.seed, user_id, now)
         cand_c = clusters.of(scored.keys, self.store.fused)
         used = {int(cand_c[i]) for i in listed} if self.explore_config.new_clusters_only else set()
+
+        def score_pool(pool: list[int]) -> _Scored:
+            return self._score(pool, prof, queries, qweights, cf_vec, pop_vec, skips, fallback_pop)
+
         taken = {scored.keys[i] for i in listed}
+        ceiling = self.explore_config.plausible_rank
+        plausible = np.zeros(len(scored.keys), dtype=bool)
+        if ceiling is not None:
+            plausible[np.argsort(-scored.total, kind="stable")[: ceiling * (len(listed) + n_slots)]] = True
         picks: list[tuple[_Scored, int, Reason | None]] = []
         for _ in range(n_slots):
             theta = post.draw(rng)
-            for c in np.argsort(-theta, kind="stable"):
-                c = int(c)
-                if c in used:
-                    continue
+            # First among the items the list's own ranking finds plausible; where no cluster left has
+            # one (small libraries), anywhere in the drawn cluster.
+            for restrict in (True, False) if ceiling is not None else (False,):
+                pick = self._explore_pick(
+                    theta, restrict, plausible, scored, cand_c, clusters, used, taken, exclude, score_pool
+                )
+                if pick is not None:
+                    picks.append(pick)
+                    break
+        return picks
+
+    def _explore_pick(
+        self,
+        theta: np.ndarray,
+        restrict: bool,
+        plausible: np.ndarray,
+        scored: _Scored,
+        cand_c: np.ndarray,
+        clusters: ItemClusters,
+        used: set[int],
+        taken: set[int],
+        exclude: set[int],
+        score_pool: Callable[[list[int]], _Scored],
+    ) -> tuple[_Scored, int, Reason | None] | None:
+        """The best-drawn cluster's best item for one slot (see :meth:`_explore`), or None."""
+        for c in np.argsort(-theta, kind="stable"):
+            c = int(c)
+            if c in used:
+                continue
+            members = np.flatnonzero((cand_c == c) & plausible) if restrict else np.flatnonzero(cand_c == c)
+            pool = [scored.keys[i] for i in members if scored.keys[i] not in taken]
+            if not restrict:
                 used.add(c)
-                pool = [scored.keys[i] for i in np.flatnonzero(cand_c == c) if scored.keys[i] not in taken]
                 _, found = self.index.search(
                     clusters.queries[c][None, :], self.explore_config.candidates_per_cluster + len(exclude)
                 )
                 pool += [int(x) for x in found[0] if x >= 0 and int(x) not in exclude and int(x) not in taken]
-                pool = list(dict.fromkeys(pool))
-                if not pool:
-                    continue
-                extra = self._score(pool, prof, queries, qweights, cf_vec, pop_vec, skips, fallback_pop)
-                inside = np.flatnonzero(clusters.of(extra.keys, self.store.fused) == c)
-                if not len(inside):
-                    continue
-                best = int(inside[np.argmax(extra.total[inside])])
-                taken.add(extra.keys[best])
-                why = Reason("explore", f"exploring: {clusters.labels[c]}", round(float(theta[c]), 4))
-                picks.append((extra, best, why))
-                break
-        return picks
+            pool = list(dict.fromkeys(pool))
+            if not pool:
+                continue
+            extra = score_pool(pool)
+            inside = np.flatnonzero(clusters.of(extra.keys, self.store.fused) == c)
+            if not len(inside):
+                continue
+            used.add(c)
+            best = int(inside[np.argmax(self._explore_rank(extra)[inside])])
+            taken.add(extra.keys[best])
+            why = Reason("explore", f"exploring: {clusters.labels[c]}", round(float(theta[c]), 4))
+            return extra, best, why
+        return None
+
+    def _explore_rank(self, scored: _Scored) -> np.ndarray:
+        """How an exploring slot ranks the items of the cluster it drew.
+
+        The content part of the blend is closeness to the interests the user already has, the
+        wrong yardstick inside a cluster they have not shown: it favours the cluster's edge towards
+        old tastes. With ``ExploreConfig.pick="collaborative"`` the slot takes what users with a
+        similar history engaged with there (collaborative + popularity, less skips and negatives),
+        falling back to the whole blend where those signals say nothing.
+        """
+        if self.explore_config.pick != "collaborative":
+            return scored.total
+        rest = scored.total - self.config.content * scored.content
+        if not (scored.cf.any() or scored.pop.any()):
+            return scored.total
+        return rest + 1e-3 * scored.total  # ties (no collaborative opinion) go to the blend
 
     def _queries(self, prof: UserProfile) -> tuple[np.ndarray, list[str], np.ndarray]:
         vecs: list[np.ndarray] = []

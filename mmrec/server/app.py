@@ -409,6 +409,13 @@ def create_app(
     ) -> JSONResponse:
         return JSONResponse(payload(await run(library.add_comments, rows)))
 
+    @app.post("/api/refit", response_model=schemas.RefitResult, responses=_WRITE_ERRORS, tags=["feedback"])
+    async def refit() -> JSONResponse:
+        """Fit the collaborative model again on every stored event, in this server (new events are
+        folded in at once without it; a refit learns item relations and new items). Needs the API
+        key when the server has one. Other servers on the library follow on their next request."""
+        return JSONResponse(payload(await run(library.refit)))
+
     # ------------------------------------------------------------------ outer layers
     app.add_middleware(
         Guard, api_key=api_key, max_body_bytes=max_upload_bytes, max_concurrency=max_concurrency

@@ -171,6 +171,22 @@ class DescribeResult(_Open):
     dim: int
 
 
+class RefitResult(_Open):
+    """What `POST /api/refit` did: the collaborative model fitted again on every stored event."""
+
+    library: str
+    fitted: bool
+    users: int
+    items: int
+    interactions: int = Field(description="Distinct user-item pairs with a positive event.")
+    events: int
+    pending_events: int = Field(description="Events folded in since this server's previous fit.")
+    seconds: float
+    version: str | None
+    version_before: str | None
+    refits_recorded: int
+
+
 class ModelErasure(_Open):
     model: str
     method: str = Field(description="`sherman-morrison downdate`, `refit` or `none`.")

@@ -54,3 +54,24 @@ def test_interaction_data_validates_ids_and_sums_duplicates() -> None:
         InteractionData.from_frame(["u"], ["y"], items=["x"])
     with pytest.raises(InvalidInputError, match="differ in length"):
         InteractionData.from_frame(["u"], ["x", "x"])
+
+
+def test_ease_terms_reach_cold_items_and_forget_exactly(movielens, movielens_content) -> None:  # noqa: ANN001
+    """The content term gives an item nobody saw a column; both terms keep a forget exact (Woodbury)."""
+    keep = np.isin(movielens.users, sorted(set(movielens.users.tolist()), key=int)[:300])
+    data = InteractionData.from_frame(
+        movielens.users[keep], movielens.items[keep], items=movielens.item_ids
+    ).binary()
+    cold = np.flatnonzero(np.asarray(data.matrix.sum(axis=0)).ravel() == 0)
+    assert len(cold) > 50  # 300 users leave many MovieLens films unseen
+    plain = EASE(300.0).fit(data)
+    assert not plain.B[:, cold].any()  # EASE alone cannot score an item without interactions
+    ease = EASE(300.0, pop_l2=1.0, side_weight=100.0).fit(data, movielens_content)
+    assert np.abs(ease.B[:, cold]).sum(axis=0).min() > 0
+    for user in (data.users[5], data.users[123]):
+        ease.forget_rows(data.matrix[data.user_index[user]])
+        rows = [i for i, u in enumerate(data.users) if u != user]
+        data = InteractionData([data.users[i] for i in rows], list(data.items), data.matrix[rows])
+    refit = EASE(300.0, pop_l2=1.0, side_weight=100.0).fit(data, movielens_content)
+    assert np.abs(ease.P - refit.P).max() < 1e-10 * np.abs(refit.P).max()
+    np.testing.assert_allclose(ease.B, refit.B, atol=1e-6)

