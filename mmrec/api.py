@@ -290,10 +290,12 @@ class Library:
         frame_count: int = 16,
         decode_timeout_s: float | None = None,
         train_fusion: str = "off",
+        refresh_fusion: bool = True,
     ) -> EncodeSummary:
         """Encode new and changed files under ``media_dir`` (``pipelines.encode_job.run_encode``), then
         bring the fusion up to date: centred on the library's statistics when due, trained when
-        ``train_fusion="auto"`` and the library is large enough (``summary.fusion`` says which)."""
+        ``train_fusion="auto"`` and the library is large enough (``summary.fusion`` says which).
+        ``refresh_fusion=False`` leaves the fusion as it was (new items are fused with it either way)."""
         from pipelines.encode_job import DECODE_TIMEOUT_S, run_encode
         from pipelines.fusion_select import refresh_library_fusion
 
@@ -305,8 +307,9 @@ class Library:
             decode_timeout_s=DECODE_TIMEOUT_S if decode_timeout_s is None else decode_timeout_s,
         )  # fmt: skip
         self.store.update_manifest(models_profile=self.models_profile)
-        refresh = refresh_library_fusion(self.path, train=train_fusion, device=self.device)
-        summary.fusion = refresh.to_dict()
+        if refresh_fusion:
+            refresh = refresh_library_fusion(self.path, train=train_fusion, device=self.device)
+            summary.fusion = refresh.to_dict()
         self.refresh()
         return summary
 

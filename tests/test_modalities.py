@@ -61,6 +61,8 @@ def _modality_lists(path: Path) -> list[tuple[int, list[str]]]:
         words = [e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
         if {"video", "image"} & set(words):
             continue  # item kinds ("video", "audio", "image", "text"), not modalities
+        if {"title", "transcript"} & set(words):
+            continue  # an item's text fields (the full-text index's columns), not modalities
         words = [w for w in words if w in known]
         if len(set(words)) >= 2:
             found.append((node.lineno, words))

@@ -85,8 +85,10 @@ def encode(
     as_json: bool,
 ) -> None:
     """Encode every new or changed file under MEDIA_DIR; unchanged files are skipped, deleted ones removed."""
+    from encoders.registry import load_models
     from mmrec.api import Library
 
+    load_models(models, device=device)  # a bad model setting stops here, before the library folder is made
     summary = Library(library, models=models, device=device).encode(
         media_dir,
         metadata=metadata,

@@ -82,7 +82,8 @@ def built(tmp_path_factory: pytest.TempPathFactory, stamps_dir: Path) -> tuple[L
     # speech=False: the sound effects get no (hallucinated) transcript, as the speech gate decides at
     # encode time; with the recogniser's "transcripts" stored, fusion falls below raw audio (see
     # scripts/eval_sound_similarity.py --variants).
-    lib.encode(media, workers=0, progress=False, speech=False)
+    # refresh_fusion=False: the tests below take the refresh step by hand
+    lib.encode(media, workers=0, progress=False, speech=False, refresh_fusion=False)
     return lib, labels
 
 
@@ -203,7 +204,7 @@ def test_growth_recentres_from_stored_vectors(
         others = [p.stem for p in sorted(stamps_dir.rglob("*.png")) if p.with_suffix(".txt").is_file()]
         others = [name for name in dict.fromkeys(others) if name not in STAMPS]
         added = _copy_stamps(stamps_dir, others[: n + 2], extra)
-        grown.encode(extra, workers=0, progress=False)
+        grown.encode(extra, workers=0, progress=False, refresh_fusion=False)
         assert grown.store.fusion_version() == old  # new items were fused with the recorded centres
         refresh = refresh_library_fusion(copy, device="cpu")
         assert refresh.action == "centred" and "items" in refresh.reason, refresh

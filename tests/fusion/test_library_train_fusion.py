@@ -51,7 +51,8 @@ def library(tmp_path_factory: pytest.TempPathFactory, stamps_dir: Path) -> Libra
         caption = png.with_suffix(".txt").read_text(encoding="utf-8").splitlines()[0].strip()
         (media / f"{dest.name}.json").write_text(json.dumps({"title": caption}), encoding="utf-8")
     lib = Library(tmp_path_factory.mktemp("lib") / "library", models="bundled", device="cpu")
-    summary = lib.encode(media, workers=0, progress=False)
+    # refresh_fusion=False: training starts here from the plain default (centring is tests/fusion/test_default_centring.py)
+    summary = lib.encode(media, workers=0, progress=False, refresh_fusion=False)
     assert summary.encoded == 12, summary.to_dict()
     return lib
 
