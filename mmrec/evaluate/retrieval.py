@@ -91,7 +91,8 @@ def _known(item_id: str, known: Collection[str], path: Path, line: int, library:
         raise InvalidInputError(
             f"{path}:{line}",
             "item_id",
-            f"unknown item id {item_id!r}: the library {library.store.path} has no encoded item by that id",
+            f"unknown item id {item_id!r}: the library {library.store.path} has no encoded item by that id"
+            " (a file that failed to encode has none: `mmrec info --failures` lists them)",
         )
     return item_id
 
