@@ -135,4 +135,6 @@ def encode(
     for path, reason in summary.failures[:20]:
         console.print(f"[red]failed[/] {path}: {reason}")
     if len(summary.failures) > 20:
-        console.print(f"... and {len(summary.failures) - 20} more (see `mmrec info --library {library} --failures`)")
+        console.print(
+            f"... and {len(summary.failures) - 20} more (see `mmrec info --library {library} --failures`)"
+        )
