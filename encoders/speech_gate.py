@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from encoders.base import SpeechGate, SpeechSignals
+from encoders.base import SpeechGate, SpeechSignals, Transcript
 
 GATE_VERSION = "1"
 
@@ -118,3 +118,16 @@ def vad_share(audio: np.ndarray, sample_rate: int = 16000) -> float | None:
         return 0.0
     chunks = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=100, speech_pad_ms=0))
     return float(sum(c["end"] - c["start"] for c in chunks)) / float(audio.size)
+
+
+def token_weighted(values: list[float], weights: np.ndarray) -> float | None:
+    """Token-weighted mean of a per-segment signal (a long segment says more than a one-token one);
+    None when no segment gave text."""
+    if not values:
+        return None
+    return round(float(np.average(np.asarray(values, dtype=np.float64), weights=weights)), 4)
+
+
+def dropped(gate: SpeechGate) -> Transcript:
+    """The transcript of a clip the gate refused: no text, no speech block, the decision kept."""
+    return Transcript(text="", language=None, language_probability=0.0, has_speech=False, gate=gate)

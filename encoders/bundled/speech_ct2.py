@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.base import EncoderInfo, SpeechGate, SpeechSignals, Transcript
+from encoders.base import EncoderInfo, SpeechSignals, Transcript
 from encoders.cache import cache_root
 from encoders.device import resolve_device
 from encoders.speech_gate import (
@@ -28,6 +28,8 @@ from encoders.speech_gate import (
     compression_ratio,
     count_words,
     decide,
+    dropped,
+    token_weighted,
     vad_share,
 )
 
@@ -134,12 +136,12 @@ class FasterWhisperRecognizer:
         duration = round(audio.size / SAMPLE_RATE, 3)
         if audio.size < SAMPLE_RATE // 10 or not np.any(audio):
             silent = SpeechSignals(None, None, None, 0.0, 0, duration)
-            return _dropped(decide(silent, "", self.thresholds))
+            return dropped(decide(silent, "", self.thresholds))
         share = vad_share(audio)
         assert share is not None  # faster-whisper, which this recogniser is, brings the VAD
         if share < self.thresholds.min_vad_share and not decode_always:
             quiet = SpeechSignals(None, None, None, round(share, 4), 0, duration)
-            return _dropped(decide(quiet, "", self.thresholds))
+            return dropped(decide(quiet, "", self.thresholds))
         segments, info = self._model.transcribe(
             audio,
             beam_size=self.beam_size,
@@ -153,8 +155,8 @@ class FasterWhisperRecognizer:
         text = " ".join(s.text.strip() for s in said).strip()
         weights = np.array([max(1, len(s.tokens)) for s in said], dtype=np.float64)
         signals = SpeechSignals(
-            no_speech_prob=_weighted([s.no_speech_prob for s in said], weights),
-            avg_logprob=_weighted([s.avg_logprob for s in said], weights),
+            no_speech_prob=token_weighted([s.no_speech_prob for s in said], weights),
+            avg_logprob=token_weighted([s.avg_logprob for s in said], weights),
             compression_ratio=round(compression_ratio(text), 4) if text else None,
             vad_share=round(share, 4),
             words=count_words(text),
@@ -162,7 +164,7 @@ class FasterWhisperRecognizer:
         )
         gate = decide(signals, text, self.thresholds)
         if not gate.kept:
-            return _dropped(gate)
+            return dropped(gate)
         return Transcript(
             text=text,
             language=info.language,
@@ -170,14 +172,3 @@ class FasterWhisperRecognizer:
             has_speech=True,
             gate=gate,
         )
-
-
-def _weighted(values: list[float], weights: np.ndarray) -> float | None:
-    """Token-weighted mean (a long segment says more than a one-token one), None without segments."""
-    if not values:
-        return None
-    return round(float(np.average(np.asarray(values, dtype=np.float64), weights=weights)), 4)
-
-
-def _dropped(gate: SpeechGate) -> Transcript:
-    return Transcript(text="", language=None, language_probability=0.0, has_speech=False, gate=gate)

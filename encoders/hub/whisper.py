@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from encoders.base import EncoderInfo, SpeechGate, SpeechSignals, Transcript
+from encoders.base import EncoderInfo, SpeechSignals, Transcript
 from encoders.hub.common import ADAPTER_VERSION, check_waveform, load_transformers_model
 from encoders.hub.source import resolve_source
 from encoders.speech_gate import (
@@ -30,6 +30,8 @@ from encoders.speech_gate import (
     compression_ratio,
     count_words,
     decide,
+    dropped,
+    token_weighted,
     vad_share,
 )
 
@@ -219,7 +221,7 @@ class WhisperRecognizer:
         share = vad_share(wave) if self.sample_rate == 16000 else None  # Silero VAD runs at 16 kHz
         if share is not None and share < self.thresholds.min_vad_share:
             quiet = SpeechSignals(None, None, None, round(share, 4), 0, duration)
-            return _dropped(decide(quiet, "", self.thresholds))
+            return dropped(decide(quiet, "", self.thresholds))
         feats, code, prob, no_speech = self._detect_windows(wave)
         lang_token = f"<|{code}|>" if self.multilingual else None
         decoded: list[tuple[str, float | None, int]] = []
@@ -230,8 +232,8 @@ class WhisperRecognizer:
         weights = np.array([max(1, n) for *_, n in said], dtype=np.float64)
         scored = [(lp, w) for (_, _, lp, _), w in zip(said, weights, strict=True) if lp is not None]
         signals = SpeechSignals(
-            no_speech_prob=_mean([float(no_speech[i]) for i, *_ in said], weights),
-            avg_logprob=_mean([lp for lp, _ in scored], np.array([w for _, w in scored])),
+            no_speech_prob=token_weighted([float(no_speech[i]) for i, *_ in said], weights),
+            avg_logprob=token_weighted([lp for lp, _ in scored], np.array([w for _, w in scored])),
             compression_ratio=round(compression_ratio(text), 4) if text else None,
             vad_share=None if share is None else round(share, 4),
             words=count_words(text),
@@ -239,16 +241,5 @@ class WhisperRecognizer:
         )
         gate = decide(signals, text, self.thresholds)
         if not gate.kept:
-            return _dropped(gate)
+            return dropped(gate)
         return Transcript(text=text, language=code, language_probability=prob, has_speech=True, gate=gate)
-
-
-def _mean(values: list[float], weights: np.ndarray) -> float | None:
-    """Token-weighted mean over the windows that gave text (None when none did)."""
-    if not values:
-        return None
-    return round(float(np.average(np.asarray(values, dtype=np.float64), weights=weights)), 4)
-
-
-def _dropped(gate: SpeechGate) -> Transcript:
-    return Transcript(text="", language=None, language_probability=0.0, has_speech=False, gate=gate)

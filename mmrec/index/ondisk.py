@@ -48,7 +48,7 @@ from mmrec.index.atomic import TEMP_PREFIX, read_folder, resolve, write_folder_a
 from mmrec.index.choice import ONDISK_PREFIX, strip_ondisk
 from mmrec.index.integrity import FileRecord, IndexIntegrityError, Verify, file_record, verify_version
 from mmrec.index.rwlock import ReadWriteLock
-from mmrec.index.vector_index import _METRICS, VectorIndexError
+from mmrec.index.vector_index import _METRICS, VectorIndexError, check_ids_vectors
 
 KIND = "ondisk"
 FORMAT = 1
@@ -318,22 +318,7 @@ class OnDiskIndex:
 
     # ---- writes -------------------------------------------------------------------------------
     def _check(self, ids: ArrayLike, vecs: ArrayLike | None) -> tuple[np.ndarray, np.ndarray | None]:
-        ids_arr = np.ascontiguousarray(np.asarray(ids).reshape(-1))
-        if ids_arr.size and not np.issubdtype(ids_arr.dtype, np.integer):
-            raise VectorIndexError(f"ids: expected integers, got dtype {ids_arr.dtype}")
-        ids_arr = ids_arr.astype(np.int64)
-        if ids_arr.size and ids_arr.min() < 0:
-            raise VectorIndexError("ids: must be >= 0 (-1 marks a missing result)")
-        if len(np.unique(ids_arr)) != len(ids_arr):
-            raise VectorIndexError("ids: duplicates in one call")
-        if vecs is None:
-            return ids_arr, None
-        v = np.ascontiguousarray(np.asarray(vecs, dtype=np.float32))
-        if v.ndim != 2 or v.shape[1] != self.dim or v.shape[0] != len(ids_arr):
-            raise VectorIndexError(f"vectors: shape {v.shape}, expected ({len(ids_arr)}, {self.dim})")
-        if not np.all(np.isfinite(v)):
-            raise VectorIndexError("vectors: contain NaN or infinite values")
-        return ids_arr, v
+        return check_ids_vectors(ids, vecs, self.dim)
 
     def _where(self, ids: np.ndarray) -> np.ndarray:
         live = np.isin(ids, np.fromiter(self._delta_ids, dtype=np.int64, count=len(self._delta_ids)))

@@ -77,6 +77,27 @@ def _gpu_count() -> int:
     return int(get()) if get is not None else 0
 
 
+def check_ids_vectors(ids: Any, vecs: Any | None, dim: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Ids as int64 (non-negative, distinct) and vectors as C-contiguous finite float32 (n, dim): what
+    every index (in memory or on disk) accepts; anything else is a VectorIndexError naming the field."""
+    ids_arr = np.ascontiguousarray(np.asarray(ids).reshape(-1))
+    if ids_arr.size and not np.issubdtype(ids_arr.dtype, np.integer):
+        raise VectorIndexError(f"ids: expected integers, got dtype {ids_arr.dtype}")
+    ids_arr = ids_arr.astype(np.int64)
+    if ids_arr.size and ids_arr.min() < 0:
+        raise VectorIndexError("ids: must be >= 0 (-1 marks a missing result)")
+    if len(np.unique(ids_arr)) != len(ids_arr):
+        raise VectorIndexError("ids: duplicates in one call")
+    if vecs is None:
+        return ids_arr, None
+    v = np.ascontiguousarray(np.asarray(vecs, dtype=np.float32))
+    if v.ndim != 2 or v.shape[1] != dim or v.shape[0] != len(ids_arr):
+        raise VectorIndexError(f"vectors: shape {v.shape}, expected ({len(ids_arr)}, {dim})")
+    if not np.all(np.isfinite(v)):
+        raise VectorIndexError("vectors: contain NaN or infinite values")
+    return ids_arr, v
+
+
 class VectorIndex:
     """One FAISS index plus the id bookkeeping, locking, GPU copy and persistence around it."""
 
@@ -214,22 +235,7 @@ class VectorIndex:
 
     # ---- validation ---------------------------------------------------------------------------
     def _check(self, ids: Any, vecs: Any | None) -> tuple[np.ndarray, np.ndarray | None]:
-        ids_arr = np.ascontiguousarray(np.asarray(ids).reshape(-1))
-        if ids_arr.size and not np.issubdtype(ids_arr.dtype, np.integer):
-            raise VectorIndexError(f"ids: expected integers, got dtype {ids_arr.dtype}")
-        ids_arr = ids_arr.astype(np.int64)
-        if ids_arr.size and ids_arr.min() < 0:
-            raise VectorIndexError("ids: must be >= 0 (-1 marks a missing result)")
-        if len(np.unique(ids_arr)) != len(ids_arr):
-            raise VectorIndexError("ids: duplicates in one call")
-        if vecs is None:
-            return ids_arr, None
-        v = np.ascontiguousarray(np.asarray(vecs, dtype=np.float32))
-        if v.ndim != 2 or v.shape[1] != self.dim or v.shape[0] != len(ids_arr):
-            raise VectorIndexError(f"vectors: shape {v.shape}, expected ({len(ids_arr)}, {self.dim})")
-        if not np.all(np.isfinite(v)):
-            raise VectorIndexError("vectors: contain NaN or infinite values")
-        return ids_arr, v
+        return check_ids_vectors(ids, vecs, self.dim)
 
     # ---- writes -------------------------------------------------------------------------------
     def train(self, sample: np.ndarray) -> None:
