@@ -44,6 +44,9 @@ MAX_QUERY_TERMS = 64  # a pasted paragraph is still one bounded query
 # Articles and a few particles, left out of queries (stored text keeps them). Deliberately short:
 # negations and auxiliaries ("did not like") are what tells two spoken sentences apart.
 FUNCTION_WORDS = frozenset(["a", "an", "the", "of", "to", "and", "or", "的", "了"])
+# Chinese has no articles; a numeral or demonstrative with a measure word does their work ("一只狗",
+# "a dog"; "这个苹果", "this apple"), so such a word is left out of queries like "a" and "the" are.
+_MEASURE_PHRASE = re.compile(r"^[一二两三四五六七八九十几这那每某][个只条头张匹辆本件位把座棵朵片块双对]$")
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+")
 _TERM = re.compile(r"[^\W_]+")  # what unicode61 keeps as a token (letters and digits)
@@ -131,12 +134,12 @@ def item_row(rec: ItemRecord) -> tuple[str, ...]:
 def query_terms(text: str) -> list[str]:
     """A query's distinct terms, tokenised as the stored text is (FTS5 stems them in turn).
 
-    Articles and the like ("a", "the", "的") are dropped unless nothing else is left: with OR-ed terms,
+    Articles and the like ("a", "the", "的", "一只") are dropped unless nothing else is left: with OR-ed terms,
     "a fire truck" would otherwise match every title that starts with "A", and hand those items
     a lexical rank in hybrid search.
     """
     terms = list(dict.fromkeys(t.lower() for t in _TERM.findall(segment(text))))
-    content = [t for t in terms if t not in FUNCTION_WORDS]
+    content = [t for t in terms if t not in FUNCTION_WORDS and not _MEASURE_PHRASE.match(t)]
     return (content or terms)[:MAX_QUERY_TERMS]
 
 

@@ -70,6 +70,10 @@ def test_tokenising_cuts_chinese_and_keeps_words() -> None:
     # stored text also carries each Chinese word's characters, so "猫" finds "小猫"
     assert set(segment("小猫", stored=True).split()) == {"小猫", "小", "猫"}
     assert query_terms("!!! ...") == []
+    # a numeral or demonstrative with a measure word is Chinese's "a"/"the": "一只狗" must not match
+    # "一只红苹果" by its "一只" (left in when nothing else is there)
+    assert query_terms("一只狗") == ["狗"] and query_terms("这个苹果") == ["苹果"]
+    assert query_terms("一只") == ["一只"]
 
 
 def test_exact_words_find_their_item_with_the_field_that_matched(store: LibraryStore) -> None:
