@@ -203,18 +203,28 @@ def search_vector(
     for (score, _key), record, part, attention in zip(pairs, records, parts, weights, strict=True):
         if record is None:  # removed between the index search and this read
             continue
-        hits.append(
-            SearchHit(
-                item_id=record.item_id,
-                path=record.path,
-                title=record.title,
-                kind=record.kind,
-                score=round(score, 6),
-                contributions={m: round(v, 6) for m, v in part.items()},
-                attention={m: round(float(w), 4) for m, w in attention.items()},
-            )
-        )
+        hits.append(_hit(record, score, part, attention))
     return hits
+
+
+def _hit(
+    record: ItemRecord,
+    score: float,
+    part: dict[str, float],
+    attention: dict[str, float],
+    matched: MatchInfo | None = None,
+) -> SearchHit:
+    """One result from its catalog record, with the rounding every search answers in."""
+    return SearchHit(
+        item_id=record.item_id,
+        path=record.path,
+        title=record.title,
+        kind=record.kind,
+        score=round(score, 6),
+        contributions={m: round(v, 6) for m, v in part.items()},
+        attention={m: round(float(w), 4) for m, w in attention.items()},
+        matched=matched,
+    )
 
 
 def fuse_ranks(dense: Sequence[int], lexical: Sequence[int], k0: int = RRF_K) -> list[tuple[int, float]]:
@@ -307,22 +317,12 @@ def search_text(
         order, records, parts, cosines, weights, strict=True
     ):
         lex = lexical_at.get(key)
-        hits.append(
-            SearchHit(
-                item_id=record.item_id,
-                path=record.path,
-                title=record.title,
-                kind=record.kind,
-                score=round(score, 6),
-                contributions={m: round(v, 6) for m, v in part.items()},
-                attention={m: round(float(w), 4) for m, w in attention.items()},
-                matched=MatchInfo(
-                    dense_rank=dense_at[key][0] if key in dense_at else None,
-                    lexical_rank=None if lex is None else lex.rank,
-                    dense_score=None if cosine is None else round(cosine, 6),
-                    lexical_score=None if lex is None else lex.score,
-                    words=words.get(key, {}),
-                ),
-            )
+        matched = MatchInfo(
+            dense_rank=dense_at[key][0] if key in dense_at else None,
+            lexical_rank=None if lex is None else lex.rank,
+            dense_score=None if cosine is None else round(cosine, 6),
+            lexical_score=None if lex is None else lex.score,
+            words=words.get(key, {}),
         )
+        hits.append(_hit(record, score, part, attention, matched))
     return SearchResponse(query=info, results=hits)
