@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from mmrec.store.library import pid_alive
+
 T = TypeVar("T")
 
 POINTER = "CURRENT"
@@ -49,18 +51,6 @@ def _fsync_dir(path: Path) -> None:
 def backup_path(folder: Path) -> Path:
     """Where the earlier two-rename layout left the old version during a swap."""
     return folder.with_name(folder.name + ".previous")
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
 
 
 def _pid_of(name: str, prefix: str, position: int = 1) -> int | None:
@@ -170,7 +160,7 @@ def _clean(folder: Path, keep: set[str | None]) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         elif name.startswith(TEMP_PREFIX):
             pid = _pid_of(name, TEMP_PREFIX)
-            if pid is not None and pid != os.getpid() and not _pid_alive(pid):
+            if pid is not None and pid != os.getpid() and not pid_alive(pid):
                 if entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
@@ -179,5 +169,5 @@ def _clean(folder: Path, keep: set[str | None]) -> None:
             entry.unlink(missing_ok=True)
     for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # the earlier layout's temps
         pid = _pid_of(stale.name, f".{folder.name}.tmp-", position=0)
-        if pid is not None and not _pid_alive(pid):
+        if pid is not None and not pid_alive(pid):
             shutil.rmtree(stale, ignore_errors=True)

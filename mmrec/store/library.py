@@ -1190,12 +1190,9 @@ def _read_holder(fd: int) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _alive(pid_text: str) -> bool:
-    """Whether the process of a temp file's pid suffix still runs (unknown suffixes count as alive)."""
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return True
+def pid_alive(pid: int) -> bool:
+    """Whether a process still runs (this one does; another user's live process counts too): what
+    decides if a writer's temp file or folder may be removed."""
     if pid == os.getpid():
         return True
     try:
@@ -1203,8 +1200,17 @@ def _alive(pid_text: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return True  # someone else's live process
     return True
+
+
+def _alive(pid_text: str) -> bool:
+    """Whether the process of a temp file's pid suffix still runs (unknown suffixes count as alive)."""
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return True
+    return pid_alive(pid)
 
 
 def _is_write_failure(exc: sqlite3.OperationalError) -> bool:
