@@ -20,6 +20,8 @@ from mmrec.cli.common import device_option, json_option, models_option, print_js
 
 console = Console()
 
+HEARD_SHOWN = 80  # characters of a dropped transcript shown (the JSON output keeps it whole)
+
 
 def _print_report(report: dict[str, Any]) -> None:
     probe = report["probe"]
@@ -45,7 +47,9 @@ def _print_report(report: dict[str, Any]) -> None:
             lang = escape(f"[{report['language']} p={report['language_probability']}]")
             console.print(f"  transcript {lang}: {escape(str(report['transcript']))}")
         elif gate:
-            heard = f"; heard {gate['heard']!r}" if gate.get("heard") else ""
+            said = str(gate.get("heard") or "")
+            said = said if len(said) <= HEARD_SHOWN else said[:HEARD_SHOWN] + "…"  # a looping "Hmmm…"
+            heard = f"; heard {said!r}" if said else ""
             console.print(f"  transcript: none, dropped: {escape(str(gate['reason']) + heard)}")
         else:
             console.print("  transcript: no speech detected")
