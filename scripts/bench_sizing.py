@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmrec.index.choice import ONDISK_PREFIX, ivf_lists, pq_bytes  # noqa: E402
+from mmrec.index.choice import ONDISK_PREFIX, ivfpq_factory, pq_bytes  # noqa: E402
 from mmrec.index.ondisk import OnDiskIndex, batch_rows, train_size  # noqa: E402
 from mmrec.store.vectors import VectorFile  # noqa: E402
 
@@ -51,8 +51,8 @@ def load() -> str:
 
 
 def default_factory(n: int, dim: int) -> str:
-    """The automatic on-disk choice (``mmrec.index.choice``): IVF ~4*sqrt(n) lists, <=64-byte PQ."""
-    return f"{ONDISK_PREFIX}IVF{ivf_lists(n)},PQ{pq_bytes(dim)}"
+    """The automatic on-disk choice (``mmrec.index.choice``): IVF ~4*sqrt(n) lists, <=8 dims per PQ byte."""
+    return ONDISK_PREFIX + ivfpq_factory(n, dim)
 
 
 class Mixture:

@@ -10,12 +10,19 @@ Rule (``choose_index`` returns the choice and the sentence that explains it; ``d
   ``Flat`` -- exact inner product, brute force is fast enough and recall is 1.0;
 * raw float32 vectors plus an HNSW graph (M=32: about 2*32 int32 links per vector at level 0, x1.1
   for upper levels) fit: ``HNSW32,Flat`` -- no training, high recall, adds at any time;
-* PQ codes + ids + centroids (an in-memory ``IVF{k},PQ{m}``) fit: that index, in RAM. ``k`` is about
-  4*sqrt(n) as a power of two (256..65,536), ``m`` bytes per vector the largest divisor of the width
-  not above min(64, dim/4); trained on a sample;
-* nothing fits: ``ondisk:IVF{k},PQ{m}`` -- the same codes in memory-mapped shard files
-  (``mmrec.index.ondisk``): resident are only the centroids, the PQ tables and the pages the
-  searches touch; the page cache holds the hot lists. Built from the vectors on disk in chunks.
+* otherwise ``ondisk:IVF{k},PQ{m}`` (:func:`ivfpq_factory`): PQ codes in memory-mapped shard files
+  (``mmrec.index.ondisk``), built from the vectors on disk in chunks, every search re-ranked with
+  the stored full-width vectors. Resident are the centroids, the PQ tables and the id maps; the
+  page cache holds the lists, all of them when RAM allows. ``k`` is about 4*sqrt(n) as a power of
+  two (256..65,536); from ``HNSW_COARSE_LISTS`` lists on, the lists' centroids sit in an HNSW graph
+  (``IVF{k}_HNSW32``) because assigning 10M vectors to 16,384 centroids by brute force took about
+  an hour on two cores. ``m`` (bytes per vector) gives each sub-quantiser at most
+  ``PQ_DIMS_PER_BYTE`` dimensions: the old cap of 64 bytes left 52 dimensions per byte at 3,328 wide,
+  and recall@10 after the re-rank was 0.27 on the 1M x 3,328 sizing run (``docs/scaling.md``).
+
+An in-RAM ``IVF{k},PQ{m}`` is no longer chosen for a library: it was picked when its codes fit and
+searched without the re-rank, the lowest recall of all. ``VectorIndex.create`` (no stored vectors to
+re-rank with) still falls back to it when HNSW does not fit.
 
 A factory string given by the user (``mmrec reindex --factory``) always wins; the prefix ``ondisk:``
 asks for the on-disk layout explicitly (``ondisk:OPQ64_512,IVF4096,PQ64`` also reduces the width).
@@ -32,6 +39,8 @@ DEFAULT_MEMORY_BUDGET = 8 * 1024**3
 MEMORY_FRACTION = 0.5
 HNSW_M = 32
 ONDISK_PREFIX = "ondisk:"
+HNSW_COARSE_LISTS = 16_384
+PQ_DIMS_PER_BYTE = 8
 
 
 def available_memory() -> int:
@@ -66,9 +75,15 @@ def ivf_lists(n: int) -> int:
 
 
 def pq_bytes(dim: int) -> int:
-    """PQ code size: the largest divisor of ``dim`` not above min(64, dim // 4)."""
-    cap = max(1, min(64, dim // 4))
-    return max(m for m in range(1, cap + 1) if dim % m == 0)
+    """PQ code size: the smallest divisor of ``dim`` with at most ``PQ_DIMS_PER_BYTE`` dimensions per byte."""
+    return min(m for m in range(1, dim + 1) if dim % m == 0 and dim // m <= PQ_DIMS_PER_BYTE)
+
+
+def ivfpq_factory(n: int, dim: int) -> str:
+    """The IVF-PQ factory for ``n`` vectors of width ``dim`` (module doc), without ``ondisk:``."""
+    k = ivf_lists(n)
+    coarse = f"IVF{k}_HNSW{HNSW_M}" if k >= HNSW_COARSE_LISTS else f"IVF{k}"
+    return f"{coarse},PQ{pq_bytes(dim)}"
 
 
 def ivfpq_bytes(n: int, dim: int) -> int:
@@ -140,21 +155,24 @@ def choose_index(
             budget,
             f"{n} x {dim} vectors + graph = {_gib(hnsw)} fit in RAM ({where})",
         )
-    ivfpq = ivfpq_bytes(n, dim)
-    factory = f"IVF{ivf_lists(n)},PQ{pq_bytes(dim)}"
-    if ivfpq <= budget or not allow_ondisk:
+    factory = ivfpq_factory(n, dim)
+    if not allow_ondisk:
+        ivfpq = ivfpq_bytes(n, dim)
         return IndexChoice(
             factory,
             ivfpq,
             budget,
-            f"HNSW would need {_gib(hnsw)}; PQ codes ({pq_bytes(dim)} B/vector) = {_gib(ivfpq)} fit in RAM ({where})",
+            f"HNSW would need {_gib(hnsw)} > {where}: PQ codes ({pq_bytes(dim)} B/vector) in RAM, "
+            f"{_gib(ivfpq)}, no stored vectors to re-rank with",
         )
     resident = ondisk_resident_bytes(n, dim)
+    codes = n * (pq_bytes(dim) + 8)
     return IndexChoice(
         ONDISK_PREFIX + factory,
         resident,
         budget,
-        f"in-RAM IVF-PQ would need {_gib(ivfpq)} > {where}: PQ codes in memory-mapped shard files, "
+        f"vectors + HNSW graph would need {_gib(hnsw)} > {where}: PQ codes ({pq_bytes(dim)} B/vector, "
+        f"{_gib(codes)}) in memory-mapped shard files, re-ranked with the stored vectors; "
         f"{_gib(resident)} resident (centroids + id maps), list pages cached by the kernel",
     )
 

@@ -3,9 +3,11 @@
 Layout of one version of ``index/`` (same ``CURRENT`` pointer, writer lock and checksums as any index):
 
 * ``trained.faiss``: the trained, empty index (coarse centroids, PQ tables, optional OPQ/PCA transform).
-* ``shard-NNNN.faiss``: a FAISS IVF file holding up to ``max_shard_bytes`` of codes+ids, read with
-  ``IO_FLAG_MMAP`` so its inverted lists are an ``OnDiskInvertedLists`` over the file: resident are
-  only the pages the searches touch, and the kernel may drop them at any time.
+  It holds the only copy of the coarse quantiser; every shard and the delta search through it.
+* ``shard-NNNN.faiss``: a FAISS IVF file holding up to ``max_shard_bytes`` of codes+ids (and an empty
+  placeholder quantiser), read with ``IO_FLAG_MMAP`` so its inverted lists are an
+  ``OnDiskInvertedLists`` over the file: resident are only the pages the searches touch, and the
+  kernel may drop them at any time.
   ``shard-NNNN.ids.npy``: the shard's ids, sorted (read memory-mapped). ``shard-NNNN.dead.npy``: ids
   whose copy in that shard no longer counts (removed or updated since the shard was written).
 * ``delta.faiss`` + ``delta.ids.npy``: an ordinary in-memory index from the same ``trained.faiss``
@@ -13,8 +15,8 @@ Layout of one version of ``index/`` (same ``CURRENT`` pointer, writer lock and c
   ``max_shard_bytes``.
 
 **Shard size rule:** a shard holds at most ``max_shard_bytes`` (default 2 GiB) of list data, i.e.
-``max_shard_bytes // (code_size + 8)`` vectors: 29M vectors of 64-byte codes. A file of that size is
-copied, hashed and rewritten (compaction loads one shard in RAM) comfortably; 100M vectors make four.
+``max_shard_bytes // (code_size + 8)`` vectors: 29M vectors of 64-byte codes, 5M of 416-byte codes.
+A file of that size is copied, hashed and rewritten (compaction loads one shard in RAM) comfortably.
 
 Shard files are read-only (FAISS aborts the process on a write to a read-only ``OnDiskInvertedLists``),
 so removals are tombstones per shard, excluded from every search with an ``IDSelector``; a shard whose
@@ -35,7 +37,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,13 +53,15 @@ from mmrec.index.rwlock import ReadWriteLock
 from mmrec.index.vector_index import _METRICS, VectorIndexError, check_ids_vectors
 
 KIND = "ondisk"
-FORMAT = 1
+FORMAT = 2  # 2: shard and delta files hold an empty coarse quantiser; trained.faiss holds the one copy
+READABLE_FORMATS = (1, 2)  # format-1 shards carry their own copy and keep using it
 DEFAULT_SHARD_BYTES = 2 << 30
 DEFAULT_RERANK = 10
 TRAIN_BYTES = 1 << 30  # the training sample is at most this many bytes of float32
 TRAIN_PER_LIST = 30
 BATCH_BYTES = 128 << 20  # vectors read per add batch
 EXACT_FILTER_LIMIT = 4096  # filtered searches over at most this many live ids are scored exactly
+COARSE_EF = 64  # HNSW coarse quantiser: efSearch 16 (FAISS's default) put 13% of vectors in another list
 
 
 def train_size(n: int, nlist: int, dim: int, max_bytes: int = TRAIN_BYTES) -> int:
@@ -82,6 +86,43 @@ def no_polysemous(index: faiss.Index) -> None:
 
 def _ivf(index: faiss.Index) -> Any:
     return faiss.extract_index_ivf(index)
+
+
+@contextlib.contextmanager
+def _without_quantizer(index: faiss.Index) -> Iterator[None]:
+    """Write ``index`` with an empty coarse quantiser in place of its own: every shard would otherwise
+    repeat the centroids (872 MB each at 65,536 lists x 3,328 dims), in its file and in RAM once loaded."""
+    ivf = _ivf(index)
+    real, owned = ivf.quantizer, ivf.own_fields
+    placeholder = faiss.IndexFlat(int(ivf.d), ivf.metric_type)
+    ivf.own_fields = False
+    ivf.quantizer = placeholder
+    try:
+        yield
+    finally:
+        ivf.quantizer = real
+        ivf.own_fields = owned
+
+
+def _share_quantizer(index: faiss.Index, trained: faiss.Index) -> faiss.Index:
+    """Point a shard or delta read from disk (or cloned) at ``trained``'s coarse quantiser.
+
+    ``trained`` must outlive ``index`` (both live on the :class:`OnDiskIndex`). The shard's own
+    quantiser is released here when it is a full copy (a clone, a format-1 shard); an empty placeholder
+    read from a format-2 file is left allocated (a few hundred bytes): handing it to Python to free
+    broke SWIG's type table for IndexIVFPQ in this FAISS build (later reads came back as raw pointers).
+    """
+    ivf, shared = _ivf(index), _ivf(trained).quantizer
+    own = ivf.quantizer
+    if own.ntotal not in (0, shared.ntotal) or own.d != shared.d:
+        raise VectorIndexError(
+            f"coarse quantiser of {own.ntotal} x {own.d}, expected {shared.ntotal} x {shared.d}"
+        )
+    if own.ntotal and ivf.own_fields:
+        own.reset()  # the copy's centroids (and graph) are freed; the empty object stays with ``index``
+    ivf.own_fields = False
+    ivf.quantizer = shared
+    return index
 
 
 def _params(index: faiss.Index, nprobe: int, sel: Any) -> Any:
@@ -115,9 +156,13 @@ class _Shard:
         return found
 
 
-def _open_shard(folder: Path, name: str, records: dict[str, FileRecord] | None = None) -> _Shard:
+def _open_shard(
+    folder: Path, name: str, trained: faiss.Index, records: dict[str, FileRecord] | None = None
+) -> _Shard:
     path = folder / f"{name}.faiss"
-    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    index = _share_quantizer(
+        faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY), trained
+    )
     ids = np.load(folder / f"{name}.ids.npy", mmap_mode="r")
     dead_path = folder / f"{name}.dead.npy"
     dead = np.load(dead_path) if dead_path.exists() else np.zeros(0, dtype=np.int64)
@@ -187,6 +232,9 @@ class OnDiskIndex:
                 f"training sample: {x.shape[0]} vectors, {factory!r} needs at least {max(int(ivf.nlist), 256)}"
             )
         index.train(x)
+        quantizer = faiss.downcast_index(ivf.quantizer)
+        if isinstance(quantizer, faiss.IndexHNSW):  # saved with the index; a search for nprobe > ef widens it
+            quantizer.hnsw.efSearch = max(int(quantizer.hnsw.efSearch), COARSE_EF)
         return index
 
     @classmethod
@@ -217,7 +265,7 @@ class OnDiskIndex:
         staging = parent / f"{TEMP_PREFIX}{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}-build"
         staging.mkdir()
         shards: list[_Shard] = []
-        current = faiss.clone_index(trained)
+        current = _share_quantizer(faiss.clone_index(trained), trained)
         current_ids: list[np.ndarray] = []
 
         def flush() -> None:
@@ -225,11 +273,12 @@ class OnDiskIndex:
             if not current.ntotal:
                 return
             name = f"shard-{len(shards):04d}"
-            faiss.write_index(current, str(staging / f"{name}.faiss"))
+            with _without_quantizer(current):
+                faiss.write_index(current, str(staging / f"{name}.faiss"))
             np.save(staging / f"{name}.ids.npy", np.sort(np.concatenate(current_ids)))
-            current = faiss.clone_index(trained)  # frees the shard's codes
+            current = _share_quantizer(faiss.clone_index(trained), trained)  # frees the shard's codes
             current_ids = []
-            shards.append(_open_shard(staging, name))
+            shards.append(_open_shard(staging, name, trained))
 
         try:
             for ids, vecs in batches:
@@ -260,7 +309,7 @@ class OnDiskIndex:
             metric,
             trained,
             shards,
-            faiss.clone_index(trained),
+            _share_quantizer(faiss.clone_index(trained), trained),
             np.zeros(0, np.int64),
             meta,
             max_shard_bytes,
@@ -290,10 +339,14 @@ class OnDiskIndex:
         return sum(os.path.getsize(s.path) for s in self._shards)
 
     def estimated_bytes(self) -> int:
-        """RAM held without the page cache: centroids and tables, id maps, tombstones, the delta."""
+        """RAM held without the page cache: centroids and tables (once), id maps, tombstones, the delta."""
         trained = faiss.serialize_index(self._trained).nbytes
+        with _without_quantizer(self._trained):
+            tables = faiss.serialize_index(self._trained).nbytes  # what each shard holds besides its lists
         delta = len(self._delta_ids) * (int(_ivf(self._trained).code_size) + 8)
-        return int(trained * (1 + len(self._shards)) + delta + sum(len(s.dead) * 8 for s in self._shards))
+        return int(
+            trained + tables * (1 + len(self._shards)) + delta + sum(len(s.dead) * 8 for s in self._shards)
+        )
 
     def describe(self) -> dict[str, Any]:
         """What was built, printable: factory, size, shards, bytes resident and on disk."""
@@ -521,7 +574,8 @@ class OnDiskIndex:
                         np.save(tmp / f"{s.name}.dead.npy", s.dead)
                         files[f"{s.name}.dead.npy"] = file_record(tmp / f"{s.name}.dead.npy")
                 faiss.write_index(self._trained, str(tmp / "trained.faiss"))
-                faiss.write_index(self._delta, str(tmp / "delta.faiss"))
+                with _without_quantizer(self._delta):
+                    faiss.write_index(self._delta, str(tmp / "delta.faiss"))
                 delta_ids = np.sort(np.fromiter(self._delta_ids, dtype=np.int64, count=len(self._delta_ids)))
                 np.save(tmp / "delta.ids.npy", delta_ids)
                 for name in ("trained.faiss", "delta.faiss", "delta.ids.npy"):
@@ -556,10 +610,11 @@ class OnDiskIndex:
     def _freeze_delta(self) -> None:
         staging = self._new_staging()
         name = self._next_name()
-        faiss.write_index(self._delta, str(staging / f"{name}.faiss"))
+        with _without_quantizer(self._delta):
+            faiss.write_index(self._delta, str(staging / f"{name}.faiss"))
         np.save(staging / f"{name}.ids.npy", np.sort(np.fromiter(self._delta_ids, dtype=np.int64)))
-        self._shards.append(_open_shard(staging, name))
-        self._delta = faiss.clone_index(self._trained)
+        self._shards.append(_open_shard(staging, name, self._trained))
+        self._delta = _share_quantizer(faiss.clone_index(self._trained), self._trained)
         self._delta_ids = set()
 
     def _compact(self, s: _Shard) -> _Shard:
@@ -567,9 +622,11 @@ class OnDiskIndex:
         full = faiss.read_index(str(s.path))  # this shard in RAM, at most max_shard_bytes
         full.remove_ids(faiss.IDSelectorBatch(s.dead))
         name = self._next_name()
-        faiss.write_index(full, str(staging / f"{name}.faiss"))
+        _share_quantizer(full, self._trained)  # a format-1 shard's own copy is dropped here
+        with _without_quantizer(full):
+            faiss.write_index(full, str(staging / f"{name}.faiss"))
         np.save(staging / f"{name}.ids.npy", np.setdiff1d(np.asarray(s.ids), s.dead, assume_unique=True))
-        return _open_shard(staging, name)
+        return _open_shard(staging, name, self._trained)
 
     @classmethod
     def load(cls, folder: str | Path, verify: Verify = "sampled") -> OnDiskIndex:
@@ -578,19 +635,23 @@ class OnDiskIndex:
 
         def read(version: Path) -> OnDiskIndex:
             meta = json.loads((version / "meta.json").read_text())
-            if meta.get("kind") != KIND or meta.get("format") != FORMAT:
-                raise VectorIndexError(f"{version / 'meta.json'}: not an on-disk index of format {FORMAT}")
+            if meta.get("kind") != KIND or meta.get("format") not in READABLE_FORMATS:
+                raise VectorIndexError(
+                    f"{version / 'meta.json'}: not an on-disk index of format {READABLE_FORMATS}"
+                )
             try:
                 verify_version(version, meta, verify)
             except IndexIntegrityError as exc:
                 raise VectorIndexError(str(exc)) from exc
             files = meta.get("files") or {}
+            trained = faiss.read_index(str(version / "trained.faiss"))
             shards = [
-                _open_shard(version, name, {n: r for n, r in files.items() if n.startswith(name + ".")})
+                _open_shard(
+                    version, name, trained, {n: r for n, r in files.items() if n.startswith(name + ".")}
+                )
                 for name in meta["shards"]
             ]
-            trained = faiss.read_index(str(version / "trained.faiss"))
-            delta = faiss.read_index(str(version / "delta.faiss"))
+            delta = _share_quantizer(faiss.read_index(str(version / "delta.faiss")), trained)
             delta_ids = np.load(version / "delta.ids.npy")
             out = cls(
                 int(meta["dim"]),

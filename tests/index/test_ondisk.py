@@ -18,8 +18,9 @@ from mmrec.index import choice as choice_mod
 from mmrec.index import integrity
 from mmrec.index.atomic import resolve
 from mmrec.index.choice import choose_index
+from mmrec.index.integrity import file_record
 from mmrec.index.library_index import LibraryIndex, load_index
-from mmrec.index.ondisk import OnDiskIndex
+from mmrec.index.ondisk import COARSE_EF, OnDiskIndex
 from mmrec.index.vector_index import VectorIndexError
 from mmrec.store import LibraryStore
 from mmrec.store.vectors import VectorFile
@@ -101,6 +102,23 @@ def test_chunked_build_has_every_id_in_shards_and_recall(
     assert np.allclose(scores[:, 0], np.sum(q * vf.take(got[:, 0]), axis=1), atol=1e-5)  # exact scores
 
 
+def test_hnsw_coarse_quantizer_keeps_recall_and_its_search_width(
+    data: tuple[VectorFile, np.ndarray], tmp_path: Path
+) -> None:
+    """Large libraries find their lists through an HNSW graph (``IVF{k}_HNSW32``): built, saved and
+    reloaded like the flat one, with the wider efSearch kept in the file."""
+    vf, q = data
+    folder = tmp_path / "index"
+    sample = vf.stream(np.sort(np.random.default_rng(0).choice(N, 3000, replace=False)))
+    index = OnDiskIndex.build(DIM, "ondisk:IVF64_HNSW32,PQ8", sample, batches(vf), folder)
+    index.save(folder)
+    again = OnDiskIndex.load(folder)
+    coarse = faiss.downcast_index(faiss.extract_index_ivf(again._shards[0].index).quantizer)
+    assert isinstance(coarse, faiss.IndexHNSWFlat) and coarse.hnsw.efSearch == COARSE_EF
+    again.reranker = lambda ids: vf.take(ids)
+    assert recall(again.search(q, 10)[1], exact_top(vf, q, 10)) >= RECALL_RERANKED
+
+
 def test_reopened_lists_are_memory_mapped_and_search_the_same(
     built: Path, data: tuple[VectorFile, np.ndarray]
 ) -> None:
@@ -111,6 +129,43 @@ def test_reopened_lists_are_memory_mapped_and_search_the_same(
         lists = faiss.extract_index_ivf(shard.index).invlists
         assert isinstance(faiss.downcast_InvertedLists(lists), faiss.OnDiskInvertedLists)
     assert np.array_equal(a.search(q, 10)[1], b.search(q, 10)[1])
+
+
+def test_shards_hold_no_copy_of_the_centroids_and_format_1_still_reads(
+    built: Path, data: tuple[VectorFile, np.ndarray], tmp_path: Path
+) -> None:
+    """``trained.faiss`` holds the one coarse quantiser; a shard file holds an empty placeholder (the
+    centroids would repeat in every shard). A folder written before (format 1, full copies) searches the same."""
+    _, q = data
+    version = resolve(built)
+    assert version is not None
+    trained = faiss.read_index(str(version / "trained.faiss"))
+    nlist = faiss.extract_index_ivf(trained).nlist
+    for shard in sorted(version.glob("shard-*.faiss")):
+        assert faiss.extract_index_ivf(faiss.read_index(str(shard))).quantizer.ntotal == 0
+    expected = OnDiskIndex.load(built).search(q, 10)
+
+    old = tmp_path / "index"
+    shutil.copytree(built, old, symlinks=True)
+    old_version = resolve(old)
+    assert old_version is not None
+    meta = json.loads((old_version / "meta.json").read_text())
+    for name in [*meta["shards"], "delta"]:
+        path = old_version / f"{name}.faiss"
+        index = faiss.read_index(str(path))
+        ivf = faiss.extract_index_ivf(index)
+        ivf.own_fields = False
+        ivf.quantizer = faiss.extract_index_ivf(trained).quantizer  # as format 1 wrote it: a full copy
+        path.unlink()  # a hard link to the original version's file
+        faiss.write_index(index, str(path))
+        meta["files"][f"{name}.faiss"] = file_record(path)
+    meta["format"] = 1
+    (old_version / "meta.json").write_text(json.dumps(meta))
+    first = old_version / f"{meta['shards'][0]}.faiss"
+    assert faiss.extract_index_ivf(faiss.read_index(str(first))).quantizer.ntotal == nlist
+    again = OnDiskIndex.load(old, verify="full")
+    assert np.array_equal(again.search(q, 10)[1], expected[1])
+    assert np.allclose(again.search(q, 10)[0], expected[0])
 
 
 def test_remove_and_update_leave_no_stale_vector(
@@ -164,10 +219,11 @@ def test_auto_choice_goes_on_disk_when_memory_is_short(
 ) -> None:
     roomy = choose_index(512, 1_000_000, available_bytes=64 << 30)
     assert roomy.factory == "HNSW32,Flat" and not roomy.on_disk
-    codes = choose_index(3328, 1_000_000, available_bytes=8 << 30)  # 13 GB raw, 0.13 GB of PQ codes
-    assert codes.factory == "IVF4096,PQ64" and "fit in RAM" in codes.reason
+    # 13 GB raw, 0.4 GB of PQ codes: the codes go to shard files (re-ranked), cached when RAM allows
+    codes = choose_index(3328, 1_000_000, available_bytes=8 << 30)
+    assert codes.factory == "ondisk:IVF4096,PQ416" and "re-ranked with the stored vectors" in codes.reason
     tight = choose_index(3328, 1_000_000, available_bytes=200 << 20)
-    assert tight.factory == "ondisk:IVF4096,PQ64" and "0.5 x 0.20 GiB available" in tight.reason
+    assert tight.factory == "ondisk:IVF4096,PQ416" and "0.5 x 0.20 GiB available" in tight.reason
 
     monkeypatch.setattr(choice_mod, "available_memory", lambda: 64 << 10)  # a 64 KiB machine
     fusion = Fusion(DIMS, device="cpu")
@@ -178,8 +234,8 @@ def test_auto_choice_goes_on_disk_when_memory_is_short(
         with caplog.at_level(logging.INFO, logger="mmrec.index.library_index"):
             li = LibraryIndex.open(store)
         said = caplog.text
-        assert "index: ondisk:IVF256,PQ9 -- in-RAM IVF-PQ would need" in said
-        assert isinstance(li.index, OnDiskIndex) and li.describe()["choice"].startswith("in-RAM IVF-PQ")
+        assert "index: ondisk:IVF256,PQ6 -- vectors + HNSW graph would need" in said
+        assert isinstance(li.index, OnDiskIndex) and li.describe()["choice"].startswith("vectors + HNSW")
         _, got = li.search(items[17].fused, 1)  # re-ranked with the stored fused vectors
         assert got[0, 0] == keys[17]
         store.commit_items(make_items(fusion, ["x17"], seed=42), fusion.version)  # x17 changes

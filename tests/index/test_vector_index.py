@@ -104,8 +104,10 @@ def test_filtered_search_returns_only_allowed(factory: str) -> None:
 def test_auto_choice_switches_at_threshold() -> None:
     assert choose_factory(DIM, 999, exact_threshold=1000) == "Flat"
     assert choose_factory(DIM, 1000, exact_threshold=1000) == "HNSW32,Flat"
-    assert choose_factory(512, 10_000_000, memory_budget_bytes=1 << 30).startswith("IVF")
-    assert choose_factory(512, 10_000_000, memory_budget_bytes=1 << 30).endswith(",PQ64")
+    # 10M x 512: 16,384 lists found through an HNSW graph, 8 dimensions per PQ byte, codes on disk
+    assert choose_factory(512, 10_000_000, memory_budget_bytes=1 << 30) == "ondisk:IVF16384_HNSW32,PQ64"
+    assert choose_factory(3328, 1_000_000, memory_budget_bytes=1 << 30) == "ondisk:IVF4096,PQ416"
+    assert choose_factory(384, 200_000, memory_budget_bytes=1 << 20) == "ondisk:IVF2048,PQ48"
     small = VectorIndex.create(DIM, 999, exact_threshold=1000)
     big = VectorIndex.create(DIM, 1000, exact_threshold=1000)
     assert small.describe()["factory"] == "Flat" and big.describe()["factory"] == "HNSW32,Flat"
