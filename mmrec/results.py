@@ -261,11 +261,12 @@ class IndexInfo:
     ids: str | None = None
     gpu: bool = False
     bytes: int | None = None
-    extra: dict[str, float] = field(default_factory=dict)  # ef_search, nprobe, dead... by index type
+    choice: str | None = None  # why the automatic choice picked this factory (None: the user named it)
+    extra: dict[str, str | float] = field(default_factory=dict)  # ef_search, nprobe, shards... by index type
 
     @classmethod
     def from_describe(cls, data: JSONDict) -> IndexInfo:
-        known = {"factory", "ntotal", "seq", "folder", "dim", "metric", "ids", "gpu", "bytes"}
+        known = {"factory", "ntotal", "seq", "folder", "dim", "metric", "ids", "gpu", "bytes", "choice"}
         return cls(
             factory=data.get("factory"),
             ntotal=int(data.get("ntotal") or 0),
@@ -276,6 +277,7 @@ class IndexInfo:
             ids=data.get("ids"),
             gpu=bool(data.get("gpu", False)),
             bytes=None if data.get("bytes") is None else int(data["bytes"]),
+            choice=None if data.get("choice") is None else str(data["choice"]),
             extra={k: v for k, v in data.items() if k not in known},
         )
 

@@ -183,8 +183,14 @@ def items(library: Path, as_json: bool, offset: int, limit: int, kind: str | Non
 )
 def reindex(library: Path, as_json: bool, factory: str | None) -> None:
     """Rebuild the FAISS index from the stored fused vectors."""
-    described = _open(library).reindex(factory=factory).to_dict()
+    info = _open(library).reindex(factory=factory)
     if as_json:
-        print_json(described)
-    else:
-        console.print(f"index rebuilt: {described}")
+        print_json(info.to_dict())
+        return
+    size = f"{info.bytes / 2**20:.1f} MiB resident" if info.bytes is not None else "size unknown"
+    console.print(
+        f"index rebuilt: {info.factory}, {info.ntotal} vectors of {info.dim} dims, {size}", markup=False
+    )
+    console.print(f"  why: {info.choice or 'the factory you named'}", markup=False)
+    for key, value in sorted(info.extra.items()):
+        console.print(f"  {key}: {value}", markup=False)

@@ -231,6 +231,8 @@ class VectorIndex:
             )
         if self.nprobe:
             out["nprobe"] = self.nprobe
+        if "choice" in self.meta:
+            out["choice"] = self.meta["choice"]
         return out
 
     # ---- validation ---------------------------------------------------------------------------

@@ -194,6 +194,21 @@ def test_reindex_bogus_factory(library: Path, tmp_path: Path) -> None:
     assert "error: factory 'Bogus123'" in result.output
 
 
+def test_reindex_says_what_it_built_and_why(library: Path, tmp_path: Path) -> None:
+    lib_copy = shutil.copytree(library, tmp_path / "lib")
+    result = _run(["reindex", "--library", str(lib_copy)])
+    assert result.exit_code == 0, result.output
+    n = Library(lib_copy, create=False).items(limit=1).total
+    assert f"index rebuilt: Flat, {n} vectors of" in result.output
+    assert f"why: {n} vectors < 50000: exact search" in result.output
+    named = _run(["reindex", "--library", str(lib_copy), "--factory", "HNSW32,Flat", "--json"])
+    assert (
+        named.exit_code == 0
+        and '"choice": null' in named.output
+        and '"factory": "HNSW32,Flat"' in named.output
+    )
+
+
 def test_missing_hub_folder(files: dict[str, Path], tmp_path: Path) -> None:
     config = tmp_path / "models.json"
     config.write_text('{"text": "%s"}' % (tmp_path / "no-such-model"), encoding="utf-8")
