@@ -291,5 +291,7 @@ class LibraryIndex:
     def describe(self) -> dict[str, Any]:
         """The index description plus the store sequence it reflects and where it lives."""
         base: dict[str, Any] = {"factory": None, "ntotal": 0} if self.index is None else self.index.describe()
+        if self.index is not None and "choice" in self.index.meta:  # written by rebuild, for either kind
+            base["choice"] = self.index.meta["choice"]
         base.update(seq=self._seq, folder=str(self.folder))
         return base

@@ -125,6 +125,12 @@ def _share_quantizer(index: faiss.Index, trained: faiss.Index) -> faiss.Index:
     return index
 
 
+def _empty_from(trained: faiss.Index) -> faiss.Index:
+    """A new, empty index from ``trained`` (a shard being filled, the delta) that searches through
+    ``trained``'s coarse quantiser instead of a copy of it."""
+    return _share_quantizer(faiss.clone_index(trained), trained)
+
+
 def _params(index: faiss.Index, nprobe: int, sel: Any) -> Any:
     ivf_params = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
     if isinstance(faiss.downcast_index(index), faiss.IndexPreTransform):
@@ -265,7 +271,7 @@ class OnDiskIndex:
         staging = parent / f"{TEMP_PREFIX}{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}-build"
         staging.mkdir()
         shards: list[_Shard] = []
-        current = _share_quantizer(faiss.clone_index(trained), trained)
+        current = _empty_from(trained)
         current_ids: list[np.ndarray] = []
 
         def flush() -> None:
@@ -276,7 +282,7 @@ class OnDiskIndex:
             with _without_quantizer(current):
                 faiss.write_index(current, str(staging / f"{name}.faiss"))
             np.save(staging / f"{name}.ids.npy", np.sort(np.concatenate(current_ids)))
-            current = _share_quantizer(faiss.clone_index(trained), trained)  # frees the shard's codes
+            current = _empty_from(trained)  # frees the shard's codes
             current_ids = []
             shards.append(_open_shard(staging, name, trained))
 
@@ -309,7 +315,7 @@ class OnDiskIndex:
             metric,
             trained,
             shards,
-            _share_quantizer(faiss.clone_index(trained), trained),
+            _empty_from(trained),
             np.zeros(0, np.int64),
             meta,
             max_shard_bytes,
@@ -340,12 +346,12 @@ class OnDiskIndex:
 
     def estimated_bytes(self) -> int:
         """RAM held without the page cache: centroids and tables (once), id maps, tombstones, the delta."""
-        trained = faiss.serialize_index(self._trained).nbytes
+        coarse = faiss.serialize_index(_ivf(self._trained).quantizer).nbytes  # held once, by trained
         with _without_quantizer(self._trained):
-            tables = faiss.serialize_index(self._trained).nbytes  # what each shard holds besides its lists
+            tables = faiss.serialize_index(self._trained).nbytes  # held by trained, each shard, the delta
         delta = len(self._delta_ids) * (int(_ivf(self._trained).code_size) + 8)
         return int(
-            trained + tables * (1 + len(self._shards)) + delta + sum(len(s.dead) * 8 for s in self._shards)
+            coarse + tables * (2 + len(self._shards)) + delta + sum(len(s.dead) * 8 for s in self._shards)
         )
 
     def describe(self) -> dict[str, Any]:
@@ -365,8 +371,6 @@ class OnDiskIndex:
             "nprobe": self.nprobe,
             "rerank": self.rerank if self.reranker is not None else 0,
         }
-        if "choice" in self.meta:
-            out["choice"] = self.meta["choice"]
         return out
 
     # ---- writes -------------------------------------------------------------------------------
@@ -614,7 +618,7 @@ class OnDiskIndex:
             faiss.write_index(self._delta, str(staging / f"{name}.faiss"))
         np.save(staging / f"{name}.ids.npy", np.sort(np.fromiter(self._delta_ids, dtype=np.int64)))
         self._shards.append(_open_shard(staging, name, self._trained))
-        self._delta = _share_quantizer(faiss.clone_index(self._trained), self._trained)
+        self._delta = _empty_from(self._trained)
         self._delta_ids = set()
 
     def _compact(self, s: _Shard) -> _Shard:

@@ -231,8 +231,6 @@ class VectorIndex:
             )
         if self.nprobe:
             out["nprobe"] = self.nprobe
-        if "choice" in self.meta:
-            out["choice"] = self.meta["choice"]
         return out
 
     # ---- validation ---------------------------------------------------------------------------
