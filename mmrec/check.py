@@ -552,7 +552,7 @@ def _check_lexical(store: LibraryStore, found: _Findings) -> None:
 
 # ====================================================================== events and profiles
 def _check_events(store: LibraryStore, found: _Findings) -> None:
-    from mmrec.events.store import FILENAME
+    from mmrec.events.store import FILENAME, EventStore
     from mmrec.profiles.model import UserProfile
 
     db = store.path / FILENAME
@@ -567,10 +567,8 @@ def _check_events(store: LibraryStore, found: _Findings) -> None:
         try:
             rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if rows == ["ok"] and {"events", "profiles"} <= tables:
-                counts = dict(
-                    conn.execute("SELECT user_id, COUNT(*) FROM events GROUP BY user_id").fetchall()
-                )
+            if rows == ["ok"] and {"events", "comments", "profiles"} <= tables:
+                counts = EventStore.counts_by_user(conn)  # events + comments, as profiles count them
                 for user, blob in conn.execute("SELECT user_id, data FROM profiles"):
                     try:
                         prof = UserProfile.from_bytes(bytes(blob))

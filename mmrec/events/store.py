@@ -284,6 +284,16 @@ class EventStore:
                 ).fetchone()[0]
             )
 
+    @staticmethod
+    def counts_by_user(conn: sqlite3.Connection) -> dict[str, int]:
+        """:meth:`count_for_user` for every user at once, on any connection to the file (``mmrec check``
+        reads it read-only): what each stored profile's ``n_events`` may be at most."""
+        rows = conn.execute(
+            "SELECT user_id, SUM(n) FROM (SELECT user_id, COUNT(*) AS n FROM events GROUP BY user_id "
+            "UNION ALL SELECT user_id, COUNT(*) FROM comments GROUP BY user_id) GROUP BY user_id"
+        ).fetchall()
+        return {str(user): int(n) for user, n in rows}
+
     def popular_items(self, limit: int = 200) -> list[tuple[str, int]]:
         """Items by number of distinct users with a positive signal (like, share, comment, view, rating >= 4)."""
         with self._lock:

@@ -57,6 +57,8 @@ def pristine(tmp_path_factory: pytest.TempPathFactory, media: Path) -> Path:
         lib.add_events(
             [{"user_id": u, "item_id": i, "event": "like"} for u in ("ann", "bob") for i in ids[:3]]
         )
+        # a comment counts in ann's profile (4 rows folded) as it does in the check: no false alarm
+        lib.add_comments([{"user_id": "ann", "item_id": ids[0], "text": "I love this red apple"}])
     finally:
         lib.close()
     report = check_library(path)
@@ -264,6 +266,14 @@ def test_damaged_profiles_and_missing_thumbnails_repaired_through_the_cli(librar
     assert all(p["repaired"] for p in json.loads(res.stdout)["problems"])
     lib = Library(library, create=False, device="cpu")
     try:
-        assert lib.profile("ann").n_events == 3
+        assert lib.profile("ann").n_events == 4
     finally:
         lib.close()
+
+
+def test_a_profile_folded_from_rows_that_are_gone_is_named(library: Path) -> None:
+    with sqlite3.connect(library / "events.sqlite") as conn:
+        conn.execute("DELETE FROM comments WHERE user_id='ann'")
+    report = check_library(library)
+    problem = next(p for p in report.problems if p.code == "profiles-ahead")
+    assert "'ann'" in problem.message and "1 users'" in problem.message and "--repair" in problem.fix
